@@ -1,0 +1,1 @@
+"""Developer tooling: code generation and the local PostgreSQL/Redis stack. Not shipped in the image."""

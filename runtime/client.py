@@ -1,0 +1,36 @@
+"""Client helpers: channels with the runtime's options, and clear errors naming the unreachable service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from runtime.server import server_options
+
+
+class ServiceUnavailableError(ConnectionError):
+    """A storywire service could not be reached."""
+
+    def __init__(self, service: str, address: str, detail: str) -> None:
+        super().__init__(f"the {service} service at {address} is unreachable: {detail}")
+        self.service = service
+        self.address = address
+
+
+def open_channel(address: str, max_message_bytes: int = 16 * 1024 * 1024) -> grpc.aio.Channel:
+    """An insecure grpc.aio channel (loopback or in-cluster) with the shared message limits and keepalive."""
+    return grpc.aio.insecure_channel(address, options=server_options(max_message_bytes))
+
+
+async def check_health(
+    channel: grpc.aio.Channel, service: str, address: str, rpc_timeout: float = 5.0
+) -> bool:
+    """True when the server reports SERVING; raises ServiceUnavailableError when it cannot be reached."""
+    stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lacks the methods
+    try:
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=rpc_timeout)
+    except grpc.aio.AioRpcError as exc:
+        raise ServiceUnavailableError(service, address, exc.details() or exc.code().name) from exc
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

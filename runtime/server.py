@@ -1,0 +1,163 @@
+"""One way to run a storywire gRPC service: grpc.aio server, health, reflection, graceful shutdown.
+
+A service implements :class:`Service` (its domain code only); :func:`start_server` wires it into a
+server and :func:`run` is what each service's ``__main__`` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from runtime.logging import configure_logging, get_logger
+from runtime.settings import CommonSettings, SettingsError, load_settings
+from runtime.telemetry import flush_telemetry, setup_telemetry
+
+log = get_logger(__name__)
+
+
+class Health:
+    """Health status of every gRPC service of one server ("" is the server as a whole)."""
+
+    def __init__(self, servicer: health.aio.HealthServicer, service_names: Sequence[str]) -> None:
+        self._servicer = servicer
+        self._names = ["", *service_names]
+        self.serving = False
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self._names:
+            await self._servicer.set(name, status)
+        if serving != self.serving:
+            log.info("health changed", serving=serving)
+        self.serving = serving
+
+
+class Service(Protocol):
+    """What a service plugs into the runtime."""
+
+    @property
+    def name(self) -> str:
+        """Short name ("store"), used for logs, spans and the OpenTelemetry service name."""
+
+    @property
+    def grpc_service_names(self) -> Sequence[str]:
+        """Full names of the gRPC services it registers ("storywire.v1.StoreService")."""
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add its servicers to the server (called before the server starts)."""
+
+    async def start(self, health: Health) -> None:
+        """Open resources after the port is bound; set health SERVING when ready (may be later)."""
+
+    async def stop(self) -> None:
+        """Release resources after in-flight RPCs have drained."""
+
+
+@dataclass
+class ServerHandle:
+    """A started server."""
+
+    server: grpc.aio.Server
+    service: Service
+    health: Health
+    port: int
+    grace_seconds: float
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        """Drain: report NOT_SERVING, let RPCs finish within the grace period, then release resources."""
+        if self._stopped:
+            return
+        self._stopped = True
+        log.info("shutting down", grace_seconds=self.grace_seconds)
+        await self.health.set_serving(False)
+        await self.server.stop(self.grace_seconds)
+        await self.service.stop()
+        await flush_telemetry()
+        log.info("stopped")
+
+
+def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Channel arguments shared by servers and clients."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
+async def start_server(service: Service, settings: CommonSettings, port: int) -> ServerHandle:
+    """Start ``service`` on ``settings.bind_host:port`` (port 0 picks a free one) and return its handle."""
+    server = grpc.aio.server(options=server_options(settings.max_message_bytes))
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    service.register(server)
+    reflection.enable_server_reflection(
+        [*service.grpc_service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    bound = server.add_insecure_port(f"{settings.bind_host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind {settings.bind_host}:{port}")
+    state = Health(servicer, service.grpc_service_names)
+    await state.set_serving(False)
+    await server.start()
+    log.info("listening", service=service.name, address=f"{settings.bind_host}:{bound}")
+    await service.start(state)
+    return ServerHandle(server, service, state, bound, settings.shutdown_grace_seconds)
+
+
+async def serve_until_signal(service: Service, settings: CommonSettings, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then drain and stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    handle = await start_server(service, settings, port)
+    await stop.wait()
+    await handle.stop()
+
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+
+
+def run(
+    settings_cls: type[SettingsT],
+    make_service: Callable[[SettingsT], Service],
+    port_of: Callable[[SettingsT], int],
+    service_name: str,
+) -> int:
+    """Entry point of ``python -m services.<name>``: settings, logging, telemetry, serve.
+
+    Returns the process exit code: 0 after a graceful stop, 2 for bad settings, 1 when it cannot start.
+    """
+    try:
+        settings = load_settings(settings_cls)
+    except SettingsError as exc:
+        print(f"storywire-{service_name}: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(service_name, settings.log_level, settings.log_format)
+    setup_telemetry(service_name, settings.otlp_endpoint)
+    try:
+        asyncio.run(serve_until_signal(make_service(settings), settings, port_of(settings)))
+    except OSError as exc:
+        log.error("cannot start", error=str(exc))
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""The three storywire services. They never import one another: they meet only through gRPC."""

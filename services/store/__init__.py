@@ -1,0 +1,1 @@
+"""The store service: jobs, articles and stories in PostgreSQL; progress as streams."""
