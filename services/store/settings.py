@@ -1,4 +1,4 @@
-"""Store settings (environment variables STORYWIRE_STORE_*, STORYWIRE_DATABASE_URL)."""
+"""Store settings (environment variables STORYWIRE_STORE_*, STORYWIRE_DATABASE_URL, STORYWIRE_DB_*)."""
 
 from pydantic import Field
 
@@ -10,4 +10,30 @@ class StoreSettings(CommonSettings):
     database_url: str = Field(
         default="postgresql://storywire@127.0.0.1:5432/storywire",
         description="PostgreSQL DSN of the store.",
+    )
+    db_pool_min: int = Field(default=2, ge=1, le=100, description="Connections the pool keeps open.")
+    db_pool_max: int = Field(default=10, ge=1, le=500, description="Most connections the pool opens.")
+    db_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=120, description="Timeout of one connection attempt."
+    )
+    db_statement_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="PostgreSQL statement_timeout of every store query."
+    )
+    db_retry_max_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Longest backoff between reconnection attempts while PostgreSQL is unreachable.",
+    )
+    store_batch_size: int = Field(
+        default=2000, ge=1, le=100_000, description="Items per write batch (one transaction each)."
+    )
+    store_batch_max_delay_ms: int = Field(
+        default=100,
+        ge=1,
+        le=60_000,
+        description="A partial batch is written after this long without filling up.",
+    )
+    store_migrate_on_start: bool = Field(
+        default=True, description="Apply pending migrations at start (off when a separate Job does it)."
     )

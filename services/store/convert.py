@@ -1,0 +1,165 @@
+"""Database rows to protobuf messages and back."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+from google.protobuf.timestamp_pb2 import Timestamp
+from storywire.v1 import common_pb2
+
+from services.store import jobstate
+from services.store.validation import InvalidArgumentError
+
+STAGE_NAMES: dict[common_pb2.Stage.ValueType, str] = {
+    common_pb2.STAGE_FETCH: "fetch",
+    common_pb2.STAGE_CLUSTER: "cluster",
+    common_pb2.STAGE_SYNTHESIZE: "synthesize",
+    common_pb2.STAGE_STORE: "store",
+}
+STAGE_VALUES = {v: k for k, v in STAGE_NAMES.items()}
+
+Row = asyncpg.Record
+
+
+def ts(value: dt.datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    out = Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def from_ts(value: Timestamp) -> dt.datetime | None:
+    if value.seconds == 0 and value.nanos == 0:
+        return None
+    return value.ToDatetime(tzinfo=dt.UTC)
+
+
+def _iso(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def stage_progress(name: str, data: Mapping[str, Any], now: dt.datetime) -> common_pb2.StageProgress:
+    started = _iso(data.get("started_at"))
+    finished = _iso(data.get("finished_at"))
+    out = common_pb2.StageProgress(
+        stage=STAGE_VALUES[name],
+        done=int(data.get("done", 0)),
+        total=int(data.get("total", 0)),
+        failed=int(data.get("failed", 0)),
+    )
+    if started:
+        out.started_at.FromDatetime(started)
+        out.elapsed.FromTimedelta((finished or now) - started)
+    if finished:
+        out.finished_at.FromDatetime(finished)
+    return out
+
+
+def stage_to_json(progress: common_pb2.StageProgress, previous: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge reported counters into the stored ones; times default to the first/last report."""
+    out = dict(previous)
+    out.update(done=progress.done, total=progress.total, failed=progress.failed)
+    started = from_ts(progress.started_at)
+    finished = from_ts(progress.finished_at)
+    if started or "started_at" not in out:
+        out["started_at"] = (started or dt.datetime.now(dt.UTC)).isoformat()
+    if finished:
+        out["finished_at"] = finished.isoformat()
+    return out
+
+
+def job_to_proto(row: Row) -> common_pb2.Job:
+    now = dt.datetime.now(dt.UTC)
+    spec = common_pb2.JobSpec.FromString(row["spec"])
+    stages_json = row["stages"]
+    stages = json.loads(stages_json) if isinstance(stages_json, str) else (stages_json or {})
+    job = common_pb2.Job(
+        id=str(row["id"]),
+        spec=spec,
+        state=jobstate.TO_PROTO[row["state"]],
+        error=row["error"],
+        trace_id=row["trace_id"],
+        attempts=row["attempts"],
+        stages=[stage_progress(n, stages[n], now) for n in STAGE_NAMES.values() if n in stages],
+    )
+    if row["totals"]:
+        job.totals.ParseFromString(row["totals"])
+    for field in ("created_at", "updated_at", "started_at", "finished_at"):
+        value = ts(row[field])
+        if value is not None:
+            getattr(job, field).CopyFrom(value)
+    return job
+
+
+def article_to_proto(row: Row) -> common_pb2.Article:
+    article = common_pb2.Article(
+        id=row["id"],
+        url=row["url"],
+        canonical_url=row["canonical_url"],
+        content_hash=row["content_hash"],
+        title=row["title"],
+        text=row["body"],
+        source_url=row["source_url"],
+        author=row["author"],
+    )
+    for field, column in (("published_at", "published_at"), ("fetched_at", "fetched_at")):
+        value = ts(row[column])
+        if value is not None:
+            getattr(article, field).CopyFrom(value)
+    return article
+
+
+def story_to_proto(row: Row, article_ids: list[str]) -> common_pb2.Story:
+    story = common_pb2.Story(
+        id=row["id"],
+        job_id=str(row["job_id"]),
+        cluster_key=row["cluster_key"],
+        title=row["title"],
+        summary=row["summary"],
+        model=row["model"],
+        prompt_version=row["prompt_version"],
+        usage=common_pb2.TokenUsage(
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            estimated=row["usage_estimated"],
+        ),
+        cache_hit=row["cache_hit"],
+        cache_tier=row["cache_tier"],
+        fallback=row["fallback"],
+        fallback_reason=row["fallback_reason"],
+        article_ids=article_ids,
+        attempts=row["attempts"],
+    )
+    story.latency.FromMilliseconds(int(row["latency_ms"]))
+    created = ts(row["created_at"])
+    if created is not None:
+        story.created_at.CopyFrom(created)
+    return story
+
+
+def encode_cursor(created_at: dt.datetime, key: str) -> str:
+    raw = json.dumps([created_at.isoformat(), key]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, field: str = "page_token") -> tuple[dt.datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        created, key = json.loads(raw)
+        return dt.datetime.fromisoformat(created), str(key)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgumentError(field, "is not a token returned by this service") from exc
+
+
+def page_size(value: int, field: str = "page_size") -> int:
+    if value == 0:
+        return 50
+    if not 1 <= value <= 1000:
+        raise InvalidArgumentError(field, f"{value} is outside [1, 1000]")
+    return value

@@ -1,0 +1,143 @@
+"""Push-based job progress: one LISTEN connection per store replica wakes the local watchers.
+
+Notifications only say "job X has new events"; each watcher then reads the durable event log
+(``job_events``) after the last sequence number it sent, so coalesced notifications, a lost listener
+connection or a late join never lose or reorder an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import asyncpg
+from storywire.v1 import store_pb2
+
+from runtime.logging import get_logger
+from services.store import jobstate
+from services.store.database import TRANSIENT_ERRORS, Database
+from services.store.jobs import JOB_EVENTS_CHANNEL, JOBS_CHANNEL, Jobs
+
+log = get_logger(__name__)
+FINAL_STATES = {jobstate.TO_PROTO[s] for s in jobstate.FINAL}
+
+
+class EventHub:
+    """Fans PostgreSQL notifications out to in-process waiters."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.jobs_changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
+        self.listening = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_loop(), name="store-listen")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()
+
+    def subscribe(self, job_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._watchers[job_id].add(event)
+        return event
+
+    def unsubscribe(self, job_id: str, event: asyncio.Event) -> None:
+        watchers = self._watchers.get(job_id)
+        if watchers is not None:
+            watchers.discard(event)
+            if not watchers:
+                del self._watchers[job_id]
+
+    def _wake(self, job_id: str | None) -> None:
+        targets = self._watchers.values() if job_id is None else [self._watchers.get(job_id, set())]
+        for events in targets:
+            for event in events:
+                event.set()
+
+    async def _notify_jobs(self) -> None:
+        async with self.jobs_changed:
+            self.jobs_changed.notify_all()
+
+    def _on_notify(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
+        if channel == JOB_EVENTS_CHANNEL:
+            self._wake(str(payload))
+        else:
+            asyncio.get_running_loop().create_task(self._notify_jobs())
+
+    async def _listen_loop(self) -> None:
+        await self.db.wait_connected()
+        delay = 0.2
+        while True:
+            lost = asyncio.Event()
+
+            def on_lost(_conn: object, lost: asyncio.Event = lost) -> None:
+                lost.set()
+
+            try:
+                conn = await asyncpg.connect(
+                    self.db.settings.database_url, timeout=self.db.settings.db_connect_timeout_seconds
+                )
+                self._conn = conn
+                conn.add_termination_listener(on_lost)
+                await conn.add_listener(JOB_EVENTS_CHANNEL, self._on_notify)
+                await conn.add_listener(JOBS_CHANNEL, self._on_notify)
+                self.listening.set()
+                log.info("listening for job events")
+                # anything that happened while we were not listening: let every watcher re-read its log
+                self._wake(None)
+                await self._notify_jobs()
+                delay = 0.2
+                await lost.wait()
+                log.warning("job event listener connection lost; reconnecting")
+            except TRANSIENT_ERRORS as exc:
+                log.warning("job event listener cannot connect", error=str(exc), retry_in_seconds=delay)
+            self.listening.clear()
+            self._wake(None)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.db.settings.db_retry_max_seconds)
+
+
+async def watch(
+    hub: EventHub, jobs: Jobs, job_id: uuid.UUID, heartbeat: float
+) -> AsyncIterator[store_pb2.WatchJobResponse]:
+    """The WatchJob stream: snapshot first, then every event in order, heartbeats while idle."""
+    key = str(job_id)
+    wake = hub.subscribe(key)  # before reading the snapshot, so nothing can slip in between
+    try:
+        job, last_seq = await jobs.get_with_seq(job_id)
+        yield store_pb2.WatchJobResponse(sequence=0, snapshot=job)
+        if job.state in FINAL_STATES:
+            return
+        while True:
+            try:
+                await asyncio.wait_for(wake.wait(), heartbeat)
+            except TimeoutError:
+                yield store_pb2.WatchJobResponse(heartbeat=True)
+                # fall through and re-read: a heartbeat round also covers a missed notification
+            wake.clear()
+            try:
+                rows = await hub.db.pool.fetch(
+                    "SELECT seq, event FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq",
+                    job_id,
+                    last_seq,
+                )
+            except TRANSIENT_ERRORS as exc:
+                log.warning("watch: cannot read events; will retry", job_id=key, error=str(exc))
+                continue
+            for row in rows:
+                event = store_pb2.WatchJobResponse.FromString(row["event"])
+                last_seq = row["seq"]
+                yield event
+                if event.WhichOneof("event") == "snapshot" and event.snapshot.state in FINAL_STATES:
+                    return
+    finally:
+        hub.unsubscribe(key, wake)

@@ -1,0 +1,178 @@
+"""Jobs: validation with precise status codes, the state machine, cancellation and leases."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from storywire.v1 import common_pb2, store_pb2
+
+from tests.factories import unique
+from tests.store.conftest import Store, spec, submit
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("job_spec", "message"),
+    [
+        (common_pb2.JobSpec(), "spec.urls: at least one URL is required"),
+        (
+            spec("https://ok.example/", "ftp://files.example/x"),
+            "spec.urls[1]: scheme 'ftp' is not http or https",
+        ),
+        (spec("https:///no-host"), "spec.urls[0]: 'https:///no-host' has no host"),
+        (spec(similarity_threshold=1.5), "spec.options.similarity_threshold: 1.5 is outside [0.01, 1.0]"),
+        (spec(min_articles_per_story=-1), "spec.options.min_articles_per_story: -1 is outside [0, 1000]"),
+        (spec(max_concurrency=5000), "spec.options.max_concurrency: 5000 is outside [0, 1024]"),
+        (spec(temperature=3.0), "spec.options.temperature: 3.0 is outside [0, 2]"),
+    ],
+)
+async def test_bad_spec_is_invalid_argument_naming_the_field(
+    store: Store, job_spec: common_pb2.JobSpec, message: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.SubmitJob(store_pb2.SubmitJobRequest(spec=job_spec))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == message
+
+
+async def test_bad_and_unknown_ids(store: Store) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.GetJob(store_pb2.GetJobRequest(job_id="nope"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "job_id: 'nope' is not a UUID"
+    unknown = "0b1c3a52-3f39-4f0e-8d58-2b8f1f9d2a10"
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.GetJob(store_pb2.GetJobRequest(job_id=unknown))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.GetStory(store_pb2.GetStoryRequest(story_id="missing"))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.ListStories(store_pb2.ListStoriesRequest(page_token="garbage!"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_submit_get_and_idempotency_key(store: Store) -> None:
+    key = unique()
+    first = await store.SubmitJob(store_pb2.SubmitJobRequest(spec=spec(), idempotency_key=key))
+    assert first.job.state == common_pb2.JOB_STATE_QUEUED
+    again = await store.SubmitJob(store_pb2.SubmitJobRequest(spec=spec(), idempotency_key=key))
+    assert again.job.id == first.job.id
+    got = await store.GetJob(store_pb2.GetJobRequest(job_id=first.job.id))
+    assert got.job.spec == spec()
+
+
+async def test_cancel_is_final(store: Store) -> None:
+    job = await submit(store)
+    cancelled = await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id, reason="user asked"))
+    assert cancelled.job.state == common_pb2.JOB_STATE_CANCELLED
+    assert cancelled.job.error == "user asked"
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def claim_job(store: Store, job_id: str, worker: str, lease: float = 30) -> str:
+    """Claim jobs until ``job_id`` comes up (other tests' jobs may be queued first); returns its token."""
+    for _ in range(200):
+        reply = await store.ClaimJob(
+            store_pb2.ClaimJobRequest(
+                worker_id=worker, lease=Duration(seconds=int(lease), nanos=int(lease % 1 * 1e9))
+            )
+        )
+        assert reply.HasField("job"), "job never became claimable"
+        if reply.job.id == job_id:
+            return reply.lease_token
+        # someone else's leftover: finish it so it stops competing
+        await store.UpdateJob(
+            store_pb2.UpdateJobRequest(
+                job_id=reply.job.id,
+                lease_token=reply.lease_token,
+                state=common_pb2.JOB_STATE_FAILED,
+                error="test cleanup",
+            )
+        )
+    raise AssertionError("job not claimed")
+
+
+async def test_state_machine_and_leases(store: Store) -> None:
+    job = await submit(store)
+    token = await claim_job(store, job.id, "worker-a", lease=0.5)
+
+    def update(tok: str, state: int = 0, **kw: object) -> store_pb2.UpdateJobRequest:
+        return store_pb2.UpdateJobRequest(job_id=job.id, lease_token=tok, state=state, **kw)  # type: ignore[arg-type]
+
+    reply = await store.UpdateJob(update(token, common_pb2.JOB_STATE_SYNTHESIZING))
+    assert reply.job.state == common_pb2.JOB_STATE_SYNTHESIZING
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.UpdateJob(update(token, common_pb2.JOB_STATE_FETCHING))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "cannot go back from synthesizing to fetching" in (info.value.details() or "")
+
+    # the lease expires: another worker resumes the job, and the first worker's token is dead
+    await asyncio.sleep(0.7)
+    token_b = await claim_job(store, job.id, "worker-b")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.UpdateJob(update(token))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "lease lost" in (info.value.details() or "")
+
+    progress = common_pb2.StageProgress(stage=common_pb2.STAGE_FETCH, done=3, total=5, failed=1)
+    reply = await store.UpdateJob(
+        update(token_b, common_pb2.JOB_STATE_DONE, stages=[progress], trace_id="ab" * 16)
+    )
+    assert reply.job.state == common_pb2.JOB_STATE_DONE
+    assert reply.job.attempts == 2
+    assert reply.job.trace_id == "ab" * 16
+    fetch = reply.job.stages[0]
+    assert (fetch.stage, fetch.done, fetch.total, fetch.failed) == (common_pb2.STAGE_FETCH, 3, 5, 1)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.UpdateJob(update(token_b, common_pb2.JOB_STATE_FAILED))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_cancel_reaches_the_worker(store: Store) -> None:
+    job = await submit(store)
+    token = await claim_job(store, job.id, "worker-c")
+    await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id))
+    reply = await store.UpdateJob(store_pb2.UpdateJobRequest(job_id=job.id, lease_token=token))
+    assert reply.cancel_requested is True
+
+
+async def test_claim_waits_for_a_submission(store: Store) -> None:
+    # drain whatever is queued, then wait for a job that is submitted while we wait
+    while (await store.ClaimJob(store_pb2.ClaimJobRequest(worker_id="drain"))).HasField("job"):
+        pass
+
+    async def later() -> common_pb2.Job:
+        await asyncio.sleep(0.3)
+        return await submit(store)
+
+    submitter = asyncio.create_task(later())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reply = await store.ClaimJob(
+        store_pb2.ClaimJobRequest(worker_id="waiter", wait_time=Duration(seconds=10))
+    )
+    waited = loop.time() - started
+    job = await submitter
+    assert reply.job.id == job.id
+    assert waited < 5, "the claim should be woken by the submission, not by its timeout"
+
+
+async def test_list_jobs_pages(store: Store) -> None:
+    for _ in range(5):
+        await submit(store)
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await store.ListJobs(store_pb2.ListJobsRequest(page_size=2, page_token=token))
+        seen += [j.id for j in page.jobs]
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) >= 5
