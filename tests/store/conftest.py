@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -16,7 +17,10 @@ from services.store.settings import StoreSettings
 from tests.helpers import wait_serving
 
 pytestmark = pytest.mark.integration
-Store = store_pb2_grpc.StoreServiceAsyncStub
+if TYPE_CHECKING:
+    Store = store_pb2_grpc.StoreServiceAsyncStub  # exists only in the generated stubs
+else:
+    Store = store_pb2_grpc.StoreServiceStub
 
 
 def store_settings(dsn: str, **overrides: object) -> StoreSettings:
