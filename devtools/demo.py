@@ -14,27 +14,11 @@ from pathlib import Path
 
 from devtools.stack import Stack
 from devtools.stack.proc import StackError, free_port
-from runtime.client import ServiceUnavailableError, check_health, open_channel
+from devtools.health import wait_healthy
+from runtime.client import ServiceUnavailableError
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("store", "fetcher", "synthesizer")
-
-
-async def _wait_healthy(name: str, address: str, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    async with open_channel(address) as channel:
-        while True:
-            try:
-                if await check_health(channel, name, address, rpc_timeout=1.0):
-                    print(f"  {name:<12} SERVING at {address}")
-                    return
-            except ServiceUnavailableError:
-                if loop.time() > deadline:
-                    raise
-            if loop.time() > deadline:
-                raise ServiceUnavailableError(name, address, "not SERVING in time")
-            await asyncio.sleep(0.1)
 
 
 def main() -> int:
@@ -59,10 +43,11 @@ def main() -> int:
             procs.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env))
 
         async def check_all() -> None:
-            await asyncio.gather(*(_wait_healthy(n, a) for n, a in addresses.items()))
+            await asyncio.gather(*(wait_healthy(a, n) for n, a in addresses.items()))
 
         asyncio.run(check_all())
-        print("all services healthy")
+        for name, address in addresses.items():
+            print(f"  {name:<12} SERVING at {address}")
         return 0
     except (StackError, ServiceUnavailableError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)

@@ -3,67 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from devtools.stack.proc import free_port
+from devtools.services import ServiceProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class ServiceProcess:
-    """A service started as ``python -m services.<name>`` on a free loopback port."""
-
-    def __init__(self, name: str, env: Mapping[str, str] | None = None, port: int | None = None) -> None:
-        self.name = name
-        self.port = port or free_port()
-        self.env = {
-            **os.environ,
-            f"STORYWIRE_{name.upper()}_PORT": str(self.port),
-            "STORYWIRE_LOG_FORMAT": "console",
-            "PYTHONUNBUFFERED": "1",
-            **(env or {}),
-        }
-        self.proc: subprocess.Popen[str] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> ServiceProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        return self
-
-    def signal(self, sig: int = signal.SIGTERM) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 30.0) -> tuple[int, str]:
-        assert self.proc is not None
-        out, _ = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate(timeout=10)
+__all__ = ["ServiceProcess", "health_status", "reflected_services", "wait_serving"]
 
 
 async def wait_serving(address: str, timeout: float = 30.0, service: str = "") -> None:

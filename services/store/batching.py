@@ -1,29 +1,31 @@
-"""Cut an async stream into batches bounded by size and by time.
+"""Cut a stream of chunks into batches bounded by size and by time, and write batches in a pipeline.
 
-A reader task drains the stream into a bounded queue (backpressure to the client) so that waiting for
-the batch deadline never cancels a read on the underlying gRPC stream.
+A reader task drains the gRPC stream into a bounded queue (backpressure to the client), so that waiting
+for the batch deadline never cancels a read on the underlying stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 _END = object()
 
 
-async def batches(stream: AsyncIterator[T], size: int, max_delay: float) -> AsyncIterator[list[T]]:
-    """Yield lists of at most ``size`` items; a non-empty list is yielded at the latest ``max_delay``
-    seconds after its first item arrived. Errors of the stream are re-raised after the items before them."""
-    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=size * 2)
+async def batches(chunks: AsyncIterator[Sequence[T]], size: int, max_delay: float) -> AsyncIterator[list[T]]:
+    """Yield lists of at most ``size`` items taken from the chunks in order; a partial list is yielded at
+    the latest ``max_delay`` seconds after its first item arrived. A stream error is re-raised after the
+    items that came before it."""
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
     error: list[BaseException] = []
 
     async def reader() -> None:
         try:
-            async for item in stream:
-                await queue.put(item)
+            async for chunk in chunks:
+                if chunk:
+                    await queue.put(chunk)
         except Exception as exc:
             error.append(exc)
         finally:
@@ -31,16 +33,17 @@ async def batches(stream: AsyncIterator[T], size: int, max_delay: float) -> Asyn
 
     task = asyncio.create_task(reader())
     loop = asyncio.get_running_loop()
+    pending: list[T] = []
     try:
-        done = False
-        while not done:
-            batch: list[T] = []
-            first = await queue.get()
-            if first is _END:
-                break
-            batch.append(first)  # type: ignore[arg-type]
+        ended = False
+        while not ended or pending:
+            if not pending:
+                first = await queue.get()
+                if first is _END:
+                    break
+                pending.extend(cast("Sequence[T]", first))
             deadline = loop.time() + max_delay
-            while len(batch) < size:
+            while len(pending) < size and not ended:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -49,11 +52,42 @@ async def batches(stream: AsyncIterator[T], size: int, max_delay: float) -> Asyn
                 except TimeoutError:
                     break
                 if item is _END:
-                    done = True
-                    break
-                batch.append(item)  # type: ignore[arg-type]
+                    ended = True
+                else:
+                    pending.extend(cast("Sequence[T]", item))
+            batch, pending = pending[:size], pending[size:]
             yield batch
         if error:
             raise error[0]
     finally:
         task.cancel()
+
+
+async def pipelined(
+    source: AsyncIterator[list[T]],
+    write: Callable[[int, list[T]], Coroutine[Any, Any, None]],
+    in_flight: int,
+) -> int:
+    """Call ``write(first_index, batch)`` for each batch with up to ``in_flight`` writes running at once
+    (receiving and preparing the next batch overlaps the database work). Returns the item count.
+    The first failure cancels the other writes and is raised."""
+    running: set[asyncio.Task[None]] = set()
+    index = 0
+    try:
+        async for batch in source:
+            if len(running) >= in_flight:
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+            running.add(asyncio.create_task(write(index, batch)))
+            index += len(batch)
+        while running:
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        return index
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)

@@ -34,10 +34,15 @@ def ts(value: dt.datetime | None) -> Timestamp | None:
     return out
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def from_ts(value: Timestamp) -> dt.datetime | None:
-    if value.seconds == 0 and value.nanos == 0:
+    """Timestamp to an aware datetime (unset = None); plain arithmetic, much faster than ToDatetime."""
+    seconds, nanos = value.seconds, value.nanos
+    if seconds == 0 and nanos == 0:
         return None
-    return value.ToDatetime(tzinfo=dt.UTC)
+    return EPOCH + dt.timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
 def _iso(value: str | None) -> dt.datetime | None:

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from storywire.v1 import store_pb2, store_pb2_grpc
+from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
 
 from runtime.logging import get_logger
-from services.store.batching import batches
+from services.store.batching import batches, pipelined
 from services.store.database import TRANSIENT_ERRORS, DatabaseUnavailableError
 from services.store.events import EventHub, watch
 from services.store.jobs import Jobs, NotFoundError, PreconditionError
@@ -152,11 +152,12 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
     ) -> store_pb2.PutArticlesResponse:
         counts = Counts()
         async with status_codes(context):
-            index = 0
-            async for batch in self._batches(request_iterator):
-                items = [(index + i, r.article) for i, r in enumerate(batch)]
-                index += len(batch)
-                await self.writer.write_articles(items, counts)
+
+            async def write(first: int, batch: list[common_pb2.Article]) -> None:
+                await self.writer.write_articles(list(enumerate(batch, first)), counts)
+
+            chunks = (list(r.articles) async for r in request_iterator)
+            await pipelined(self._batches(chunks), write, self.settings.store_write_concurrency)
             return store_pb2.PutArticlesResponse(result=counts.result())
 
     async def PutStories(
@@ -164,15 +165,17 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
     ) -> store_pb2.PutStoriesResponse:
         counts = Counts()
         async with status_codes(context):
-            index = 0
-            async for batch in self._batches(request_iterator):
-                items = [(index + i, r.story) for i, r in enumerate(batch)]
-                index += len(batch)
-                await self.writer.write_stories(items, counts)
+
+            async def write(first: int, batch: list[common_pb2.Story]) -> None:
+                await self.writer.write_stories(list(enumerate(batch, first)), counts)
+
+            # stories of one job are announced in order: one batch at a time
+            chunks = (list(r.stories) async for r in request_iterator)
+            await pipelined(self._batches(chunks), write, 1)
             return store_pb2.PutStoriesResponse(result=counts.result())
 
-    def _batches(self, stream: AsyncIterator[T]) -> AsyncIterator[list[T]]:
-        return batches(stream, self.settings.store_batch_size, self.settings.store_batch_max_delay_ms / 1000)
+    def _batches(self, chunks: AsyncIterator[list[T]]) -> AsyncIterator[list[T]]:
+        return batches(chunks, self.settings.store_batch_size, self.settings.store_batch_max_delay_ms / 1000)
 
     async def GetStory(
         self, request: store_pb2.GetStoryRequest, context: Context

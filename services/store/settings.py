@@ -26,13 +26,19 @@ class StoreSettings(CommonSettings):
         description="Longest backoff between reconnection attempts while PostgreSQL is unreachable.",
     )
     store_batch_size: int = Field(
-        default=2000, ge=1, le=100_000, description="Items per write batch (one transaction each)."
+        default=5000, ge=1, le=100_000, description="Items per write batch (one transaction each)."
     )
     store_batch_max_delay_ms: int = Field(
         default=100,
         ge=1,
         le=60_000,
         description="A partial batch is written after this long without filling up.",
+    )
+    store_write_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Article batches of one stream written at once (overlaps receiving with writing).",
     )
     store_migrate_on_start: bool = Field(
         default=True, description="Apply pending migrations at start (off when a separate Job does it)."

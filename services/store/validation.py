@@ -97,7 +97,8 @@ def article_problem(article: common_pb2.Article) -> str | None:  # noqa: PLR0911
         return "url is required"
     if article.id and article.id != article_id(article.canonical_url, article.content_hash):
         return "id does not match canonical_url and content_hash"
-    if len(article.text.encode()) > MAX_TEXT_BYTES:
+    text = article.text
+    if len(text) > MAX_TEXT_BYTES // 4 and len(text.encode()) > MAX_TEXT_BYTES:
         return f"text is larger than {MAX_TEXT_BYTES} bytes"
     if any("\x00" in s for s in (article.title, article.text, article.url, article.author)):
         return "contains a NUL character"

@@ -17,12 +17,18 @@ from storywire.v1 import common_pb2, store_pb2
 
 from runtime.logging import get_logger
 from services.store.convert import from_ts, job_to_proto
-from services.store.database import Conn, Database, is_transient, required
+from services.store.database import TRANSIENT_ERRORS, Conn, Database, required
 from services.store.jobs import append_events
 from services.store.validation import article_id, article_problem, story_id, story_problem
 
 log = get_logger(__name__)
 T = TypeVar("T")
+#: a batch is one transaction, so these are safe to retry as a whole
+RETRYABLE: tuple[type[BaseException], ...] = (
+    *TRANSIENT_ERRORS,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
 
 ARTICLE_COLUMNS = [
     "id",
@@ -51,12 +57,11 @@ STORIES_STAGE = """CREATE TEMP TABLE IF NOT EXISTS stories_stage (
     latency_ms double precision, attempts integer, article_ids text[]) ON COMMIT DELETE ROWS"""
 
 UPSERT_ARTICLES = """
-WITH src AS (SELECT DISTINCT ON (id) * FROM articles_stage ORDER BY id),
-up AS (
+WITH up AS (
     INSERT INTO articles AS a (id, url, canonical_url, content_hash, title, body, published_at,
                                source_url, author, fetched_at)
     SELECT id, url, canonical_url, content_hash, title, body, published_at, source_url, author, fetched_at
-    FROM src
+    FROM articles_stage
     ON CONFLICT (id) DO UPDATE
         SET title = EXCLUDED.title, body = EXCLUDED.body, published_at = EXCLUDED.published_at,
             author = EXCLUDED.author
@@ -111,7 +116,7 @@ async def with_retries(op: Callable[[], Awaitable[T]], attempts: int = 4, what: 
         try:
             return await op()
         except Exception as exc:
-            if not is_transient(exc) or attempt == attempts:
+            if not isinstance(exc, RETRYABLE) or attempt == attempts:
                 raise
             log.warning(
                 "write failed; retrying", what=what, attempt=attempt, error=f"{type(exc).__name__}: {exc}"
@@ -136,18 +141,24 @@ class Writer:
         self.db = db
 
     async def write_articles(self, items: Sequence[tuple[int, common_pb2.Article]], counts: Counts) -> None:
-        records: list[tuple[Any, ...]] = []
+        by_id: dict[str, tuple[Any, ...]] = {}
         for index, a in items:
             problem = article_problem(a)
             if problem:
                 counts.rejected.append(common_pb2.RejectedItem(index=index, key=a.url, reason=problem))
                 continue
-            records.append((
-                article_id(a.canonical_url, a.content_hash), a.url, a.canonical_url, a.content_hash,
-                a.title, a.text, from_ts(a.published_at), a.source_url, a.author, from_ts(a.fetched_at),
-            ))  # fmt: skip
-        if not records:
+            aid = article_id(a.canonical_url, a.content_hash)
+            if aid in by_id:  # the same article twice in one batch: a duplicate, kept once
+                counts.duplicates += 1
+                continue
+            by_id[aid] = (
+                aid, a.url, a.canonical_url, a.content_hash, a.title, a.text,
+                from_ts(a.published_at), a.source_url, a.author, from_ts(a.fetched_at),
+            )  # fmt: skip
+        if not by_id:
             return
+        # id order: concurrent batches lock rows in the same order, so they cannot deadlock
+        records = [by_id[k] for k in sorted(by_id)]
 
         async def op() -> tuple[int, int]:
             async with self.db.transaction() as conn:

@@ -14,14 +14,20 @@ from tests.store.conftest import Store, submit
 pytestmark = pytest.mark.integration
 
 
-async def stream_articles(items: Iterable[common_pb2.Article]) -> AsyncIterator[store_pb2.PutArticlesRequest]:
-    for a in items:
-        yield store_pb2.PutArticlesRequest(article=a)
+async def stream_articles(
+    items: Iterable[common_pb2.Article], chunk: int = 250
+) -> AsyncIterator[store_pb2.PutArticlesRequest]:
+    items = list(items)
+    for start in range(0, len(items), chunk):
+        yield store_pb2.PutArticlesRequest(articles=items[start : start + chunk])
 
 
-async def stream_stories(items: Iterable[common_pb2.Story]) -> AsyncIterator[store_pb2.PutStoriesRequest]:
-    for s in items:
-        yield store_pb2.PutStoriesRequest(story=s)
+async def stream_stories(
+    items: Iterable[common_pb2.Story], chunk: int = 4
+) -> AsyncIterator[store_pb2.PutStoriesRequest]:
+    items = list(items)
+    for start in range(0, len(items), chunk):
+        yield store_pb2.PutStoriesRequest(stories=items[start : start + chunk])
 
 
 async def read_all(store: Store, ids: list[str]) -> list[common_pb2.Article]:
@@ -78,7 +84,7 @@ async def test_bad_articles_are_rejected_with_reasons_and_the_rest_written(
     wrong_id = make_article(prefix, 12)
     wrong_id.id = "0" * 32
     stream = [good[0], no_canonical, good[1], with_nul, wrong_id, good[2]]
-    reply = await store.PutArticles(stream_articles(stream))
+    reply = await store.PutArticles(stream_articles(stream, chunk=2))
     assert reply.result.inserted == 3
     reasons = {r.index: r.reason for r in reply.result.rejected}
     assert reasons == {

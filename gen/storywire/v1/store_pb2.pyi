@@ -499,23 +499,25 @@ Global___UpdateJobResponse: _TypeAlias = UpdateJobResponse  # noqa: Y015
 
 @_typing.final
 class PutArticlesRequest(_message.Message):
-    """One message of the PutArticles stream."""
+    """One message of the PutArticles stream: a chunk of articles (send many per message for throughput;
+    100 to 1000 is a good size). Rejections report the article's position in the whole stream.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    ARTICLE_FIELD_NUMBER: _builtins.int
+    ARTICLES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def article(self) -> _common_pb2.Article:
-        """The article."""
+    def articles(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Article]:
+        """The articles."""
 
     def __init__(
         self,
         *,
-        article: _common_pb2.Article | None = ...,
+        articles: _abc.Iterable[_common_pb2.Article] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -547,23 +549,23 @@ Global___PutArticlesResponse: _TypeAlias = PutArticlesResponse  # noqa: Y015
 
 @_typing.final
 class PutStoriesRequest(_message.Message):
-    """One message of the PutStories stream."""
+    """One message of the PutStories stream: a chunk of stories (job_id and cluster_key are required)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    STORY_FIELD_NUMBER: _builtins.int
+    STORIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def story(self) -> _common_pb2.Story:
-        """The story (job_id and cluster_key are required)."""
+    def stories(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Story]:
+        """The stories."""
 
     def __init__(
         self,
         *,
-        story: _common_pb2.Story | None = ...,
+        stories: _abc.Iterable[_common_pb2.Story] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["story", b"story"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["story", b"story"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stories", b"stories"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -155,7 +155,7 @@ class StoreServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PutArticles(self, request_iterator, context):
-        """Writes articles from a client stream in batches; idempotent by canonical URL + content hash.
+        """Writes articles from a client stream of chunks, in batches; idempotent by canonical URL + content hash.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -56,7 +56,7 @@ class StoreServiceStub:
     FAILED_PRECONDITION when the lease was lost or the transition is not allowed.
     """
     PutArticles: _grpc.StreamUnaryMultiCallable[_store_pb2.PutArticlesRequest, _store_pb2.PutArticlesResponse]
-    """Writes articles from a client stream in batches; idempotent by canonical URL + content hash."""
+    """Writes articles from a client stream of chunks, in batches; idempotent by canonical URL + content hash."""
     PutStories: _grpc.StreamUnaryMultiCallable[_store_pb2.PutStoriesRequest, _store_pb2.PutStoriesResponse]
     """Writes stories from a client stream in batches; idempotent by job id + cluster key."""
     GetStory: _grpc.UnaryUnaryMultiCallable[_store_pb2.GetStoryRequest, _store_pb2.GetStoryResponse]
@@ -94,7 +94,7 @@ class StoreServiceAsyncStub(StoreServiceStub):
     FAILED_PRECONDITION when the lease was lost or the transition is not allowed.
     """
     PutArticles: _aio.StreamUnaryMultiCallable[_store_pb2.PutArticlesRequest, _store_pb2.PutArticlesResponse]  # type: ignore[assignment]
-    """Writes articles from a client stream in batches; idempotent by canonical URL + content hash."""
+    """Writes articles from a client stream of chunks, in batches; idempotent by canonical URL + content hash."""
     PutStories: _aio.StreamUnaryMultiCallable[_store_pb2.PutStoriesRequest, _store_pb2.PutStoriesResponse]  # type: ignore[assignment]
     """Writes stories from a client stream in batches; idempotent by job id + cluster key."""
     GetStory: _aio.UnaryUnaryMultiCallable[_store_pb2.GetStoryRequest, _store_pb2.GetStoryResponse]  # type: ignore[assignment]
@@ -177,7 +177,7 @@ class StoreServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_store_pb2.PutArticlesRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_store_pb2.PutArticlesResponse, _abc.Awaitable[_store_pb2.PutArticlesResponse]]:
-        """Writes articles from a client stream in batches; idempotent by canonical URL + content hash."""
+        """Writes articles from a client stream of chunks, in batches; idempotent by canonical URL + content hash."""
 
     @_abc_1.abstractmethod
     def PutStories(

@@ -40,7 +40,6 @@ CREATE TABLE articles (
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 -- The id is a digest of (canonical_url, content_hash), so the primary key is the idempotency key.
-CREATE INDEX articles_published_idx ON articles (published_at DESC);
 
 CREATE TABLE stories (
     id                text PRIMARY KEY,                 -- hex digest of job id and cluster key

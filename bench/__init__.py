@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench [SCENARIO ...] [--quick]``; results printed and written to bench/results/."""

@@ -1,0 +1,84 @@
+"""Result rows, the printed table, and the JSON file with machine information."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Row:
+    """One measured variant of a scenario."""
+
+    scenario: str
+    variant: str
+    wall_s: float
+    items: int
+    unit: str = "items"
+    ideal_s: float | None = None
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        return self.items / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def efficiency(self) -> float | None:
+        return self.ideal_s / self.wall_s if self.ideal_s and self.wall_s > 0 else None
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = 0
+    try:
+        with open("/proc/meminfo") as fh:
+            mem_kb = int(fh.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def print_table(rows: list[Row]) -> None:
+    header = (
+        f"{'scenario':<12} {'variant':<34} {'wall s':>8} {'ideal s':>8} {'eff':>5} {'throughput':>16}  notes"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        ideal = f"{r.ideal_s:8.3f}" if r.ideal_s else f"{'-':>8}"
+        eff = f"{r.efficiency:5.2f}" if r.efficiency else f"{'-':>5}"
+        tput = f"{r.throughput:,.0f} {r.unit}/s"
+        print(f"{r.scenario:<12} {r.variant:<34} {r.wall_s:8.3f} {ideal} {eff} {tput:>16}  {r.notes}")
+
+
+def write_json(rows: list[Row], quick: bool) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"bench-{stamp}{'-quick' if quick else ''}.json"
+    payload = {
+        "when": stamp,
+        "quick": quick,
+        "machine": machine(),
+        "rows": [{**asdict(r), "throughput": r.throughput, "efficiency": r.efficiency} for r in rows],
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

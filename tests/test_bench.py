@@ -1,0 +1,40 @@
+"""The benchmark harness runs end to end in quick mode, so it cannot rot between full runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
+
+
+def test_bench_quick_prints_a_table_and_writes_json() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "direct (COPY + upsert)" in proc.stdout
+    path = Path(proc.stdout.strip().splitlines()[-1].split("results written to ")[1])
+    try:
+        payload = json.loads(path.read_text())
+        assert payload["quick"] is True
+        assert payload["machine"]["cpus"] >= 1
+        variants = {r["variant"] for r in payload["rows"]}
+        assert {
+            "executemany upsert (simple)",
+            "direct (COPY + upsert)",
+            "gRPC PutArticles stream",
+        } <= variants
+        assert all(r["throughput"] > 0 for r in payload["rows"])
+    finally:
+        path.unlink(missing_ok=True)
