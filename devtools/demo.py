@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devtools.health import wait_healthy
 from devtools.stack import Stack
 from devtools.stack.proc import StackError, free_port
-from devtools.health import wait_healthy
 from runtime.client import ServiceUnavailableError
 
 ROOT = Path(__file__).resolve().parent.parent
