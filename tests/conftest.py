@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 from devtools.stack import Stack, StackInfo
+from runtime.logging import configure_logging
+
+# logs go through stdlib logging as in the services, so caplog sees them
+configure_logging("tests", "INFO", "console")
 
 
 def make_state_dir() -> Path:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from urllib.parse import urlsplit
 
 from storywire.v1 import common_pb2
+
+from runtime.ids import article_id, story_id
+
+__all__ = ["InvalidArgumentError", "article_id", "story_id", "validate_spec"]
 
 MAX_URLS = 10_000
 MAX_URL_LENGTH = 2048
@@ -75,16 +78,6 @@ def validate_spec(spec: common_pb2.JobSpec) -> None:
     _range("spec.options.max_tokens", o.max_tokens, 0, 32_768)
     if o.HasField("temperature"):
         _range("spec.options.temperature", o.temperature, 0, 2)
-
-
-def article_id(canonical_url: str, content_hash: str) -> str:
-    """Stable article id: the same canonical URL and content always give the same id."""
-    return hashlib.sha256(f"{canonical_url}\n{content_hash}".encode()).hexdigest()[:32]
-
-
-def story_id(job_id: str, cluster_key: str) -> str:
-    """Stable story id: one per cluster of a job, so a retried write upserts the same row."""
-    return hashlib.sha256(f"{job_id}\n{cluster_key}".encode()).hexdigest()[:32]
 
 
 def article_problem(article: common_pb2.Article) -> str | None:  # noqa: PLR0911 - one return per rule

@@ -1,12 +1,17 @@
-"""Wires the synthesizer's servicer into the shared runtime."""
+"""Wires the synthesizer into the shared runtime."""
 
 from __future__ import annotations
 
 import grpc
 from storywire.v1 import synthesizer_pb2, synthesizer_pb2_grpc
 
+from runtime.logging import get_logger
 from runtime.server import Health
+from services.synthesizer.engine import Engine
+from services.synthesizer.servicer import SynthesizerServicer
 from services.synthesizer.settings import SynthesizerSettings
+
+log = get_logger(__name__)
 
 
 class SynthesizerService:
@@ -15,15 +20,17 @@ class SynthesizerService:
 
     def __init__(self, settings: SynthesizerSettings) -> None:
         self.settings = settings
+        self.engine = Engine(settings)
 
     def register(self, server: grpc.aio.Server) -> None:
         synthesizer_pb2_grpc.add_SynthesizerServiceServicer_to_server(
-            synthesizer_pb2_grpc.SynthesizerServiceServicer(),  # type: ignore[abstract]
-            server,
+            SynthesizerServicer(self.engine), server
         )
 
     async def start(self, health: Health) -> None:
+        backend = self.settings.llm_base_url or "none (extractive summaries only)"
+        log.info("LLM backend", base_url=backend, model=self.settings.llm_model)
         await health.set_serving(True)
 
     async def stop(self) -> None:
-        return None
+        await self.engine.aclose()

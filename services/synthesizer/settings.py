@@ -1,4 +1,4 @@
-"""Synthesizer settings (environment variables STORYWIRE_SYNTHESIZER_*, STORYWIRE_LLM_*)."""
+"""Synthesizer settings (STORYWIRE_SYNTHESIZER_*, STORYWIRE_LLM_*, STORYWIRE_CACHE_*, STORYWIRE_CLUSTER_*)."""
 
 from pydantic import Field
 
@@ -7,3 +7,42 @@ from runtime.settings import CommonSettings
 
 class SynthesizerSettings(CommonSettings):
     synthesizer_port: int = Field(default=50052, ge=0, le=65535, description="gRPC port of the synthesizer.")
+    llm_base_url: str = Field(
+        default="",
+        description="OpenAI-compatible API base URL, e.g. http://127.0.0.1:11434/v1 for Ollama "
+        "(empty = no LLM: every story is the labelled extractive summary).",
+    )
+    llm_model: str = Field(default="llama3.2", description="Model name sent to the backend.")
+    llm_api_key: str = Field(
+        default="", description="Bearer token for the backend (OpenAI); keep it in a Secret."
+    )
+    llm_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120, description="LLM connect timeout.")
+    llm_read_timeout_seconds: float = Field(default=120.0, gt=0, le=3600, description="LLM read timeout.")
+    llm_total_timeout_seconds: float = Field(
+        default=180.0, gt=0, le=3600, description="Deadline of one LLM call, connect to last byte."
+    )
+    llm_max_tokens: int = Field(default=300, ge=16, le=32768, description="Default completion token limit.")
+    llm_temperature: float = Field(default=0.2, ge=0, le=2, description="Default sampling temperature.")
+    llm_max_attempts: int = Field(default=4, ge=1, le=20, description="Attempts per LLM call (retries + 1).")
+    llm_concurrency_initial: int = Field(
+        default=16, ge=1, le=4096, description="Adaptive limit of concurrent LLM calls at start."
+    )
+    llm_concurrency_min: int = Field(default=1, ge=1, le=4096, description="Adaptive limit lower bound.")
+    llm_concurrency_max: int = Field(default=128, ge=1, le=4096, description="Adaptive limit upper bound.")
+    llm_max_workers: int = Field(
+        default=0, ge=0, le=4096, description="A fixed number of concurrent LLM calls (0 = adaptive)."
+    )
+    redis_url: str = Field(
+        default="",
+        description="Redis for the shared LLM cache, e.g. redis://redis:6379/0 (empty = memory only).",
+    )
+    cache_memory_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=0, description="Size bound of the in-process LLM cache, in bytes."
+    )
+    cache_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60, description="TTL of Redis cache entries.")
+    cluster_release_idle_ms: int = Field(
+        default=500,
+        ge=0,
+        le=60_000,
+        description="Release complete clusters when the input pauses this long (0 = only at its end).",
+    )

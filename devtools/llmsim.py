@@ -1,0 +1,250 @@
+"""An OpenAI-compatible LLM simulator for tests, the demo and benchmarks.
+
+It behaves like a real server under load: ``slots`` requests are served at once, up to ``queue`` more
+wait, and anything beyond gets 429 with a Retry-After estimate. Each answer takes
+``ttft + completion_tokens / tokens_per_second`` seconds. Answers are derived from the prompt (its
+first sentences), so they are deterministic and grounded. Faults are injected at configurable rates:
+429, 500, timeouts (the request hangs) and garbage bodies. ``dialect`` changes the response shape the
+way real backends differ: ``openai``/``vllm`` (usage), ``ollama`` (error as a string), ``llamacpp``
+(timings, no usage when ``omit_usage``).
+
+``python -m devtools.llmsim --port 8089 --slots 4 --latency 1.0``; GET /stats, POST /reset, POST /config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import random
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class SimConfig:
+    slots: int = 16
+    queue: int = 1024
+    ttft: float = 0.05
+    tokens_per_second: float = 0.0  # 0 = every call takes exactly `latency`
+    latency: float = 0.2
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_timeout: float = 0.0
+    rate_garbage: float = 0.0
+    hang_seconds: float = 30.0
+    dialect: str = "openai"
+    omit_usage: bool = False
+    seed: int = 7
+    #: answer text that invents a fact (to exercise the grounding check)
+    invent: bool = False
+
+
+@dataclass
+class SimStats:
+    calls: int = 0
+    completed: int = 0
+    rejected_429: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    in_service: int = 0
+    queued: int = 0
+    max_in_service: int = 0
+    max_queued: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def answer_for(prompt: str, invent: bool = False) -> str:
+    """A deterministic, grounded TITLE/SUMMARY answer built from the articles in the prompt."""
+    articles = re.split(r"\n*Article \d+: ", prompt)[1:] or [prompt]
+    title = articles[0].split("\n", 1)[0].strip() or "News update"
+    lead: list[str] = []
+    for article in articles[:3]:
+        body = article.split("\n", 1)[1] if "\n" in article else article
+        first = _SENTENCE.split(body.strip())[0].strip()
+        if first and first not in lead:
+            lead.append(first)
+    summary = " ".join(lead) or title
+    if invent:
+        summary += " Mayor Zorblax confirmed 9,999 people attended."
+    return f"TITLE: {title}\nSUMMARY: {summary}"
+
+
+class Simulator:
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self.stats = SimStats()
+        self._rng = random.Random(self.config.seed)  # noqa: S311
+        self._slots = asyncio.Semaphore(self.config.slots)
+        self._finish_times: list[float] = []
+
+    def reset(self, **changes: Any) -> None:
+        known = {f.name for f in fields(SimConfig)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        self.config = SimConfig(**{**asdict(self.config), **changes})
+        self.stats = SimStats()
+        self._rng = random.Random(self.config.seed)  # noqa: S311
+        self._slots = asyncio.Semaphore(self.config.slots)
+        self._finish_times = []
+
+    def _retry_after(self) -> int:
+        now = time.monotonic()
+        pending = sorted(t - now for t in self._finish_times if t > now)
+        return max(1, math.ceil(pending[0])) if pending else 1
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+        if self.config.dialect == "ollama":
+            body: dict[str, Any] = {"error": message}
+        else:
+            body = {"error": {"message": message, "type": "server_error" if status >= 500 else "rate_limit"}}
+        return web.json_response(body, status=status, headers=headers)
+
+    def _pick_fault(self) -> str | None:
+        cfg = self.config
+        roll = self._rng.random()
+        for name, rate in (("429", cfg.rate_429), ("500", cfg.rate_500), ("timeout", cfg.rate_timeout),
+                           ("garbage", cfg.rate_garbage)):  # fmt: skip
+            if roll < rate:
+                self.stats.faults[name] = self.stats.faults.get(name, 0) + 1
+                return name
+            roll -= rate
+        return None
+
+    async def _early_fault(self, chosen: str | None) -> web.Response | None:
+        """Faults answered before any slot is used (garbage is answered after the work, like a proxy)."""
+        if chosen == "429":
+            return self._error(429, "rate limited (injected)", {"Retry-After": "1"})
+        if chosen == "500":
+            return self._error(500, "internal error (injected)")
+        if chosen == "timeout":
+            await asyncio.sleep(self.config.hang_seconds)
+            return self._error(504, "hung (injected)")
+        return None
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        cfg, stats = self.config, self.stats
+        stats.calls += 1
+        try:
+            body = await request.json()
+            messages = body["messages"]
+            prompt = "\n".join(str(m.get("content", "")) for m in messages)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return self._error(400, "request body is not a chat completion request")
+        chosen = self._pick_fault()
+        early = await self._early_fault(chosen)
+        if early is not None:
+            return early
+        if stats.in_service >= cfg.slots and stats.queued >= cfg.queue:
+            stats.rejected_429 += 1
+            return self._error(
+                429, "all slots busy and the queue is full", {"Retry-After": str(self._retry_after())}
+            )
+        stats.queued += 1
+        stats.max_queued = max(stats.max_queued, stats.queued)
+        async with self._slots:
+            stats.queued -= 1
+            stats.in_service += 1
+            stats.max_in_service = max(stats.max_in_service, stats.in_service)
+            try:
+                text = answer_for(prompt, cfg.invent)
+                completion_tokens = max(1, len(text) // 4)
+                prompt_tokens = max(1, len(prompt) // 4)
+                duration = (
+                    cfg.ttft + completion_tokens / cfg.tokens_per_second
+                    if cfg.tokens_per_second
+                    else cfg.latency
+                )
+                self._finish_times.append(time.monotonic() + duration)
+                await asyncio.sleep(duration)
+            finally:
+                stats.in_service -= 1
+                now = time.monotonic()
+                self._finish_times = [t for t in self._finish_times if t > now]
+        stats.completed += 1
+        stats.prompt_tokens += prompt_tokens
+        stats.completion_tokens += completion_tokens
+        if chosen == "garbage":
+            return web.Response(text="<html>502 Bad Gateway</html>{not json", content_type="application/json")
+        model = str(body.get("model", "sim"))
+        created = int(time.time())
+        payload: dict[str, Any] = {
+            "id": "chatcmpl-" + hashlib.sha256(prompt.encode()).hexdigest()[:16],
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+        }
+        if not cfg.omit_usage:
+            payload["usage"] = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
+        if cfg.dialect == "llamacpp":
+            payload["timings"] = {"predicted_n": completion_tokens, "prompt_n": prompt_tokens}
+        return web.json_response(payload)
+
+    async def get_stats(self, _: web.Request) -> web.Response:
+        return web.json_response({"config": asdict(self.config), "stats": asdict(self.stats)})
+
+    async def post_reset(self, request: web.Request) -> web.Response:
+        changes = await request.json() if request.can_read_body else {}
+        try:
+            self.reset(**changes)
+        except (TypeError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return await self.get_stats(request)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/stats", self.get_stats)
+        app.router.add_post("/reset", self.post_reset)
+        return app
+
+
+async def start_simulator(
+    config: SimConfig | None = None, port: int = 0
+) -> tuple[Simulator, web.AppRunner, str]:
+    """Start in this event loop on 127.0.0.1; returns the simulator, its runner and the base URL (…/v1)."""
+    sim = Simulator(config)
+    runner = web.AppRunner(sim.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    return sim, runner, f"http://127.0.0.1:{bound}/v1"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devtools.llmsim", description=__doc__)
+    parser.add_argument("--port", type=int, default=8089)
+    for f in fields(SimConfig):
+        default = f.default
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=type(default) if not isinstance(default, bool) else json.loads,
+            default=default,
+        )
+    args = vars(parser.parse_args())
+    port = args.pop("port")
+    sim = Simulator(SimConfig(**args))
+    print(f"LLM simulator on http://127.0.0.1:{port}/v1 ({sim.config})", flush=True)
+    web.run_app(sim.app(), host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Two-tier cache of LLM results: an in-process LRU bounded by bytes in front of Redis (zlib, TTL).
+
+Redis is optional at run time: when it is unreachable the memory tier keeps serving, one warning is
+logged, and Redis is tried again after a pause (not on every request), with one line when it recovers.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class TierStats:
+    hits: int = 0
+    misses: int = 0
+    writes: int = 0
+    evictions: int = 0
+    bytes: int = 0
+    entries: int = 0
+    errors: int = 0
+    available: bool = True
+
+
+class MemoryTier:
+    """LRU bounded by the total size of its values."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[str, bytes] = OrderedDict()
+        self.stats = TierStats()
+
+    def get(self, key: str) -> bytes | None:
+        value = self._data.get(key)
+        if value is None:
+            self.stats.misses += 1
+            return None
+        self._data.move_to_end(key)
+        self.stats.hits += 1
+        return value
+
+    def put(self, key: str, value: bytes) -> None:
+        if len(value) > self.max_bytes:
+            return
+        old = self._data.pop(key, None)
+        if old is not None:
+            self.stats.bytes -= len(old)
+        self._data[key] = value
+        self.stats.bytes += len(value)
+        self.stats.writes += 1
+        while self.stats.bytes > self.max_bytes:
+            _, evicted = self._data.popitem(last=False)
+            self.stats.bytes -= len(evicted)
+            self.stats.evictions += 1
+        self.stats.entries = len(self._data)
+
+
+class RedisTier:
+    """Compressed values with a TTL; failures mark it unavailable for ``retry_seconds``."""
+
+    def __init__(
+        self, url: str, ttl_seconds: int, *, timeout: float = 0.5, retry_seconds: float = 5.0
+    ) -> None:
+        self.ttl = ttl_seconds
+        self.retry_seconds = retry_seconds
+        self.stats = TierStats()
+        self._down_until = 0.0
+        self._client = (
+            aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout) if url else None
+        )
+        if self._client is None:
+            self.stats.available = False
+
+    def _usable(self) -> bool:
+        return self._client is not None and time.monotonic() >= self._down_until
+
+    def _failed(self, exc: Exception) -> None:
+        self.stats.errors += 1
+        if self.stats.available:
+            log.warning(
+                "Redis cache unreachable; serving from memory only", error=f"{type(exc).__name__}: {exc}"
+            )
+        self.stats.available = False
+        self._down_until = time.monotonic() + self.retry_seconds
+
+    def _ok(self) -> None:
+        if not self.stats.available:
+            log.info("Redis cache reachable again")
+        self.stats.available = True
+
+    async def get(self, key: str) -> bytes | None:
+        if not self._usable():
+            return None
+        assert self._client is not None
+        try:
+            raw = await self._client.get(key)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        self._ok()
+        if raw is None:
+            self.stats.misses += 1
+            return None
+        self.stats.hits += 1
+        return zlib.decompress(raw if isinstance(raw, bytes) else raw.encode())
+
+    async def put(self, key: str, value: bytes) -> None:
+        if not self._usable():
+            return
+        assert self._client is not None
+        packed = zlib.compress(value, 6)
+        try:
+            await self._client.set(key, packed, ex=self.ttl)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return
+        self._ok()
+        self.stats.writes += 1
+        self.stats.bytes += len(packed)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+@dataclass
+class TwoTierCache:
+    memory: MemoryTier
+    redis: RedisTier
+    prefix: str = "storywire:llm:"
+
+    async def get(self, key: str) -> tuple[bytes, str] | None:
+        """The value and the tier that had it ("memory" or "redis"); a Redis hit fills memory."""
+        value = self.memory.get(key)
+        if value is not None:
+            return value, "memory"
+        value = await self.redis.get(self.prefix + key)
+        if value is not None:
+            self.memory.put(key, value)
+            return value, "redis"
+        return None
+
+    async def put(self, key: str, value: bytes) -> None:
+        self.memory.put(key, value)
+        await self.redis.put(self.prefix + key, value)

@@ -1,0 +1,124 @@
+"""Adaptive concurrency for LLM calls: slow start, then additive increase while latency stays near its
+baseline, multiplicative decrease on congestion (429, 5xx, timeouts) or on latency inflation.
+
+Latency matters as much as errors: on a CPU-bound backend (llama.cpp on a few cores) more concurrency
+only makes each call slower, so a limiter that waited for errors would keep it oversubscribed. A static
+limit (``static=True``) turns all of this off for users who want a fixed number of workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass
+class Permit:
+    limiter: AdaptiveLimiter
+    started: float
+    limit_at_start: int
+    _done: bool = False
+
+    def success(self, latency: float | None = None) -> None:
+        if not self._done:
+            self._done = True
+            self.limiter._on_success(time.monotonic() - self.started if latency is None else latency)
+
+    def congestion(self) -> None:
+        if not self._done:
+            self._done = True
+            self.limiter._on_congestion()
+
+    def ignore(self) -> None:
+        """The call failed for a reason that says nothing about load (bad request, bad output)."""
+        if not self._done:
+            self._done = True
+            self.limiter._release()
+
+
+class AdaptiveLimiter:
+    def __init__(
+        self,
+        initial: int = 16,
+        minimum: int = 1,
+        maximum: int = 128,
+        *,
+        static: bool = False,
+        tolerance: float = 2.0,
+        backoff: float = 0.7,
+        window: int = 64,
+    ) -> None:
+        if not 1 <= minimum <= maximum:
+            raise ValueError("need 1 <= minimum <= maximum")
+        self.minimum, self.maximum, self.static = minimum, maximum, static
+        self.tolerance, self.backoff = tolerance, backoff
+        self._limit = float(min(max(initial, minimum), maximum))
+        self._slow_start = not static
+        self._in_flight = 0
+        self._cond = asyncio.Condition()
+        self._latencies: deque[float] = deque(maxlen=window)
+        self._last_cut = 0.0
+        #: (monotonic time, limit) after every change, for tests and the limit-over-time trace
+        self.history: list[tuple[float, int]] = [(time.monotonic(), self.limit)]
+        self.max_in_flight = 0
+
+    @property
+    def limit(self) -> int:
+        return max(self.minimum, int(self._limit))
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def cap(self, value: int) -> None:
+        """Lower the maximum (a job's max_concurrency) without touching the learned limit."""
+        self.maximum = max(self.minimum, min(self.maximum, value))
+        self._limit = min(self._limit, self.maximum)
+
+    async def acquire(self) -> Permit:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self._in_flight < self.limit)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        return Permit(self, time.monotonic(), self.limit)
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        asyncio.get_running_loop().create_task(self._wake())
+
+    async def _wake(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    def _set(self, value: float) -> None:
+        before = self.limit
+        self._limit = min(max(value, self.minimum), self.maximum)
+        if self.limit != before:
+            self.history.append((time.monotonic(), self.limit))
+
+    def _on_success(self, latency: float) -> None:
+        self._latencies.append(latency)
+        if not self.static:
+            baseline = min(self._latencies)
+            if latency > self.tolerance * baseline and len(self._latencies) >= 4:
+                # queueing at the backend: shrink towards what it really serves in parallel
+                self._slow_start = False
+                self._set(self._limit * max(0.5, self.tolerance * baseline / latency) ** 0.5)
+            elif self._slow_start:
+                self._set(self._limit + 1)  # doubles per round trip
+            else:
+                self._set(self._limit + 1 / self._limit)  # +1 per round trip
+        self._release()
+
+    def _on_congestion(self) -> None:
+        if not self.static:
+            now = time.monotonic()
+            self._slow_start = False
+            # one cut per round trip: a burst of 429s from one overload is one signal, not twenty
+            rtt = min(self._latencies) if self._latencies else 0.1
+            if now - self._last_cut >= rtt:
+                self._last_cut = now
+                self._set(max(self._limit * self.backoff, self.minimum))
+        self._release()

@@ -1,0 +1,151 @@
+"""The story writer: cache tiers, coalescing, retries under faults, grounding, adaptive concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+
+import pytest
+
+from devtools.stack import Stack, StackInfo
+from services.synthesizer.llm.cache import MemoryTier
+from services.synthesizer.llm.writer import GenParams
+from services.synthesizer.prompt import SourceArticle
+from tests.conftest import make_state_dir
+from tests.synthesizer.conftest import Sim, engine_for
+
+PARAMS = GenParams("sim-1", 200, 0.0)
+
+
+def cluster(n: int, size: int = 3) -> list[SourceArticle]:
+    return [
+        SourceArticle(
+            id=f"a{n}-{i}",
+            title=f"Harbour bridge {n} reopens after repairs",
+            text=f"The harbour bridge {n} reopened on Tuesday after 14 weeks of repairs. "
+            f"Traffic resumed at 6am. Engineers replaced {120 + n} cables.",
+            content_hash=f"h{n}-{i}",
+        )
+        for i in range(size)
+    ]
+
+
+def test_memory_tier_is_bounded_by_bytes() -> None:
+    tier = MemoryTier(max_bytes=100)
+    for i in range(10):
+        tier.put(f"k{i}", b"x" * 30)
+    assert tier.stats.bytes <= 100
+    assert tier.stats.entries == 3
+    assert tier.stats.evictions == 7
+    assert tier.get("k9") == b"x" * 30
+    assert tier.get("k0") is None
+
+
+async def test_second_identical_request_is_a_cache_hit_with_no_llm_call(sim: Sim, stack: StackInfo) -> None:
+    engine = engine_for(sim.url, stack.redis_url)
+    try:
+        first = await engine.writer.write(cluster(1), PARAMS)
+        assert (first.cache_tier, first.llm_calls, first.fallback) == ("miss", 1, False)
+        calls = sim.sim.stats.calls
+        second = await engine.writer.write(cluster(1), PARAMS)
+        assert second.cache_tier == "memory"
+        assert sim.sim.stats.calls == calls
+        assert second.saved_completion_tokens == first.completion_tokens
+    finally:
+        await engine.aclose()
+    # a fresh process (empty memory tier) gets it from Redis
+    other = engine_for(sim.url, stack.redis_url)
+    try:
+        third = await other.writer.write(cluster(1), PARAMS)
+        assert third.cache_tier == "redis"
+        assert sim.sim.stats.calls == calls
+        assert other.cache.redis.stats.hits == 1
+        assert other.cache.redis.stats.bytes == 0  # nothing written, only read
+    finally:
+        await other.aclose()
+
+
+async def test_twenty_identical_concurrent_requests_make_one_call(sim: Sim) -> None:
+    sim.sim.reset(latency=0.3)
+    engine = engine_for(sim.url)
+    try:
+        results = await asyncio.gather(*(engine.writer.write(cluster(7), PARAMS) for _ in range(20)))
+    finally:
+        await engine.aclose()
+    assert sim.sim.stats.calls == 1
+    assert sum(r.llm_calls for r in results) == 1
+    assert sum(1 for r in results if r.coalesced) == 19
+    assert engine.writer.coalescer.coalesced == 19
+    assert len({(r.title, r.summary) for r in results}) == 1
+
+
+async def test_faults_every_cluster_gets_a_story(sim: Sim) -> None:
+    sim.sim.reset(latency=0.02, rate_429=0.07, rate_500=0.07, rate_timeout=0.06, hang_seconds=3, seed=11)
+    engine = engine_for(sim.url, llm_total_timeout_seconds=0.5, llm_max_attempts=4)
+    try:
+        results = await asyncio.gather(*(engine.writer.write(cluster(n), PARAMS) for n in range(40)))
+    finally:
+        await engine.aclose()
+    assert len(results) == 40
+    assert all(r.title and r.summary for r in results)
+    retried = [r for r in results if r.attempts > 1 and not r.fallback]
+    fallbacks = [r for r in results if r.fallback]
+    assert retried, "some calls should have needed a retry at a 20% fault rate"
+    assert all(r.model == "extractive" and r.fallback_reason.startswith("LLM failed") for r in fallbacks)
+    assert sum(sim.sim.stats.faults.values()) > 0
+    print(f"\nfaults injected: {sim.sim.stats.faults}; retried: {len(retried)}; fallbacks: {len(fallbacks)}")
+
+
+async def test_invented_facts_are_rejected_then_fall_back(sim: Sim) -> None:
+    sim.sim.reset(latency=0.01, invent=True)
+    engine = engine_for(sim.url)
+    try:
+        result = await engine.writer.write(cluster(3), PARAMS)
+    finally:
+        await engine.aclose()
+    assert result.fallback is True
+    assert result.grounding_rejections == 2  # the first answer and the stricter retry
+    assert result.llm_calls == 2
+    assert "names not in the articles: Zorblax" in result.fallback_reason
+    assert "9999" in result.fallback_reason
+    assert "Zorblax" not in result.summary
+
+
+async def test_adaptive_limit_converges_near_the_slot_count(sim: Sim) -> None:
+    sim.sim.reset(slots=4, queue=0, latency=0.1)
+    engine = engine_for(sim.url, llm_concurrency_initial=16)
+    try:
+        results = await asyncio.gather(*(engine.writer.write(cluster(n, 2), PARAMS) for n in range(120)))
+    finally:
+        await engine.aclose()
+    history = engine.limiter.history
+    start = history[0][0]
+    print("\nlimit over time (s, limit):", [(round(t - start, 2), lim) for t, lim in history])
+    assert not any(r.fallback for r in results)
+    tail = [lim for _, lim in history[len(history) // 2 :]]
+    assert max(tail) <= 8, "after the first overloads the limit should stay near 4"
+    assert engine.limiter.limit >= 2
+
+
+async def test_redis_killed_mid_job_the_job_completes(sim: Sim, caplog: pytest.LogCaptureFixture) -> None:
+    state = make_state_dir()
+    stack = Stack(state)
+    info = stack.up()
+    engine = engine_for(sim.url, info.redis_url)
+    try:
+        first = await asyncio.gather(*(engine.writer.write(cluster(n), PARAMS) for n in range(5)))
+        assert engine.cache.redis.stats.writes == 5
+        stack.redis.stop()
+        with caplog.at_level(logging.WARNING):
+            later = await asyncio.gather(*(engine.writer.write(cluster(n), PARAMS) for n in range(5, 15)))
+            again = await engine.writer.write(cluster(2), PARAMS)
+        assert all(not r.fallback for r in first + later)
+        assert again.cache_tier == "memory"
+        assert engine.cache.redis.stats.available is False
+        warnings = [r for r in caplog.records if "Redis cache unreachable" in r.getMessage()]
+        assert len(warnings) == 1
+    finally:
+        await engine.aclose()
+        stack.down()
+        shutil.rmtree(state, ignore_errors=True)
