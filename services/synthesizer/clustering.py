@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from services.synthesizer.text import term_counts
 
 TOP_TERMS = 12  # candidate clusters are found through an article's highest-weighted terms
+#: IDF counts at least this many documents: in a small set about one event (an early release) the
+#: event's own words are in every document and would otherwise weigh almost nothing
+MIN_IDF_DOCS = 100
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def cluster_key(docs: Iterable[Doc]) -> str:
 
 
 def _vectors(docs: Sequence[Doc]) -> list[dict[str, float]]:
-    n = len(docs)
+    n = max(len(docs), MIN_IDF_DOCS)
     df: Counter[str] = Counter()
     for d in docs:
         df.update(d.counts.keys())

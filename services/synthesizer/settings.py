@@ -34,7 +34,8 @@ class SynthesizerSettings(CommonSettings):
     )
     redis_url: str = Field(
         default="",
-        description="Redis for the shared LLM cache, e.g. redis://redis:6379/0 (empty = memory only).",
+        description="Redis for shared state: LLM results (synthesizer), conditional-GET memory (fetcher); "
+        "e.g. redis://redis:6379/0 (empty = in-process only).",
     )
     cache_memory_bytes: int = Field(
         default=64 * 1024 * 1024, ge=0, description="Size bound of the in-process LLM cache, in bytes."

@@ -141,6 +141,8 @@ class FetchSummary(_message.Message):
     DUPLICATES_FIELD_NUMBER: _builtins.int
     BYTES_FIELD_NUMBER: _builtins.int
     ELAPSED_FIELD_NUMBER: _builtins.int
+    SKIPPED_EMPTY_FIELD_NUMBER: _builtins.int
+    SKIPPED_OVER_LIMIT_FIELD_NUMBER: _builtins.int
     urls_total: _builtins.int
     """URLs requested."""
     urls_ok: _builtins.int
@@ -157,6 +159,10 @@ class FetchSummary(_message.Message):
     """Entries skipped as duplicates (same canonical URL or same content) within this fetch."""
     bytes: _builtins.int
     """Body bytes received (after decompression)."""
+    skipped_empty: _builtins.int
+    """Entries skipped because they had neither title nor text."""
+    skipped_over_limit: _builtins.int
+    """Entries cut off by max_articles."""
     @_builtins.property
     def elapsed(self) -> _duration_pb2.Duration:
         """Wall time of the whole fetch."""
@@ -173,10 +179,12 @@ class FetchSummary(_message.Message):
         duplicates: _builtins.int = ...,
         bytes: _builtins.int = ...,
         elapsed: _duration_pb2.Duration | None = ...,
+        skipped_empty: _builtins.int = ...,
+        skipped_over_limit: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "bytes", b"bytes", "duplicates", b"duplicates", "elapsed", b"elapsed", "skipped_out_of_window", b"skipped_out_of_window", "urls_failed", b"urls_failed", "urls_not_modified", b"urls_not_modified", "urls_ok", b"urls_ok", "urls_total", b"urls_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "bytes", b"bytes", "duplicates", b"duplicates", "elapsed", b"elapsed", "skipped_empty", b"skipped_empty", "skipped_out_of_window", b"skipped_out_of_window", "skipped_over_limit", b"skipped_over_limit", "urls_failed", b"urls_failed", "urls_not_modified", b"urls_not_modified", "urls_ok", b"urls_ok", "urls_total", b"urls_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

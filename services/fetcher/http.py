@@ -1,0 +1,203 @@
+"""One pooled HTTP client for all fetches: global and per-host limits, timeouts, a body cap enforced
+while streaming, manual redirects (each target passes the SSRF guard), retries for retryable failures
+only, and conditional GET."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from services.fetcher.safety import AddressGuard, BlockedError, DnsError
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class FetchFailedError(Exception):
+    """A URL failed; ``code`` is a FetchErrorCode name suffix (``timeout``, ``too_large``...)."""
+
+    def __init__(self, code: str, detail: str, url: str, http_status: int = 0) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.url = url
+        self.http_status = http_status
+
+
+@dataclass(frozen=True)
+class Validators:
+    etag: str = ""
+    last_modified: str = ""
+
+
+@dataclass
+class Fetched:
+    url: str  # final URL after redirects
+    status: int
+    content_type: str
+    charset: str | None
+    body: bytes
+    validators: Validators
+    not_modified: bool = False
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    total_timeout: float = 20.0
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 5
+    max_connections: int = 64
+    retries: int = 2
+    max_retry_after: float = 10.0
+
+
+class HttpFetcher:
+    def __init__(self, guard: AddressGuard, limits: HttpLimits, user_agent: str) -> None:
+        self.guard = guard
+        self.limits = limits
+        self._global = asyncio.Semaphore(limits.max_connections)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._host_limit: dict[str, int] = defaultdict(int)
+        self._http = httpx.AsyncClient(
+            http2=False,
+            follow_redirects=False,
+            headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate, br"},
+            timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=limits.max_connections, max_keepalive_connections=limits.max_connections
+            ),
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _host_semaphore(self, url: str, per_host: int) -> asyncio.Semaphore:
+        host = urlsplit(url).netloc.lower()
+        sem = self._hosts.get(host)
+        if sem is None or self._host_limit[host] != per_host:
+            sem = self._hosts[host] = asyncio.Semaphore(per_host)
+            self._host_limit[host] = per_host
+        return sem
+
+    async def fetch(
+        self, url: str, per_host: int, total_timeout: float, known: Validators | None = None
+    ) -> Fetched:
+        """GET with redirects, retries and a total deadline; raises FetchFailedError with a precise code."""
+        try:
+            async with asyncio.timeout(total_timeout):
+                return await self._fetch_with_retries(url, per_host, known)
+        except TimeoutError:
+            raise FetchFailedError("timeout", f"no complete answer within {total_timeout:g}s", url) from None
+
+    async def _fetch_with_retries(self, url: str, per_host: int, known: Validators | None) -> Fetched:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._follow(url, per_host, known)
+            except _RetryableError as exc:
+                if attempt > self.limits.retries:
+                    raise FetchFailedError(exc.code, str(exc), exc.url, exc.http_status) from None
+                delay = exc.retry_after if exc.retry_after is not None else 0.2 * 2 ** (attempt - 1)
+                await asyncio.sleep(min(delay, self.limits.max_retry_after) * random.uniform(0.8, 1.0))  # noqa: S311
+
+    async def _follow(self, url: str, per_host: int, known: Validators | None) -> Fetched:
+        current = url
+        for _ in range(self.limits.max_redirects + 1):
+            try:
+                await self.guard.check(current)
+            except BlockedError as exc:
+                raise FetchFailedError(exc.code, str(exc), current) from None
+            except DnsError as exc:
+                raise FetchFailedError("dns", str(exc), current) from None
+            headers = {}
+            if known is not None and current == url:
+                if known.etag:
+                    headers["If-None-Match"] = known.etag
+                if known.last_modified:
+                    headers["If-Modified-Since"] = known.last_modified
+            async with self._global, self._host_semaphore(current, per_host):
+                result = await self._get(current, headers)
+            if isinstance(result, str):
+                current = result  # a redirect target, checked by the guard on the next turn
+                continue
+            return result
+        raise FetchFailedError("too_many_redirects", f"more than {self.limits.max_redirects} redirects", url)
+
+    async def _get(self, url: str, headers: dict[str, str]) -> Fetched | str:
+        try:
+            async with self._http.stream("GET", url, headers=headers) as response:
+                status = response.status_code
+                if status in (301, 302, 303, 307, 308):
+                    location = response.headers.get("location")
+                    if not location:
+                        raise FetchFailedError(
+                            "http_status", f"redirect {status} without Location", url, status
+                        )
+                    return str(urljoin(url, str(location)))
+                if status == 304:
+                    return Fetched(url, 304, "", None, b"", Validators(), not_modified=True)
+                if status in RETRY_STATUSES:
+                    raise _RetryableError(
+                        "http_status", f"HTTP {status}", url, status, _retry_after(response)
+                    )
+                if status >= 400:
+                    raise FetchFailedError("http_status", f"HTTP {status}", url, status)
+                body = await self._read_capped(response, url)
+                validators = Validators(
+                    response.headers.get("etag", ""), response.headers.get("last-modified", "")
+                )
+                content_type = response.headers.get("content-type", "")
+                kind = content_type.split(";")[0].strip().lower()
+                charset: str | None = response.charset_encoding
+                return Fetched(url, status, kind, charset, body, validators)
+        except httpx.DecodingError as exc:
+            raise FetchFailedError("decode", f"bad compressed body: {exc}", url) from None
+        except httpx.TimeoutException as exc:
+            raise FetchFailedError("timeout", f"{type(exc).__name__}", url) from None
+        except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+            raise _RetryableError("connect", f"{type(exc).__name__}: {exc}", url) from None
+        except httpx.TransportError as exc:
+            raise FetchFailedError("connect", f"{type(exc).__name__}: {exc}", url) from None
+
+    async def _read_capped(self, response: httpx.Response, url: str) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.limits.max_body_bytes:
+            raise FetchFailedError(
+                "too_large", f"Content-Length {declared} exceeds {self.limits.max_body_bytes}", url
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():  # decompressed: the cap applies to what we would hold
+            size += len(chunk)
+            if size > self.limits.max_body_bytes:
+                raise FetchFailedError("too_large", f"body exceeds {self.limits.max_body_bytes} bytes", url)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+class _RetryableError(Exception):
+    def __init__(
+        self, code: str, detail: str, url: str, http_status: int = 0, retry_after: float | None = None
+    ):
+        super().__init__(detail)
+        self.code, self.url, self.http_status, self.retry_after = code, url, http_status, retry_after
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def now() -> float:
+    return time.monotonic()

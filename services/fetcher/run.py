@@ -1,0 +1,161 @@
+"""One Fetch call: every URL concurrently, articles streamed in arrival order, then a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from google.protobuf.duration_pb2 import Duration
+from opentelemetry import trace
+from storywire.v1 import common_pb2, fetcher_pb2
+
+from runtime.ids import article_id, content_hash
+from services.fetcher.conditional import ConditionalCache, Remembered
+from services.fetcher.http import FetchFailedError, HttpFetcher
+from services.fetcher.parse import Entry, parse, parse_html
+from services.fetcher.urls import canonicalize
+
+tracer = trace.get_tracer("storywire.fetcher")
+CODES: dict[str, common_pb2.FetchErrorCode.ValueType] = {
+    name.removeprefix("FETCH_ERROR_CODE_").lower(): value for name, value in common_pb2.FetchErrorCode.items()
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    time_window_hours: float
+    max_articles: int
+    per_host: int
+    timeout: float
+    full_text: bool
+
+
+class FetchRun:
+    def __init__(self, http: HttpFetcher, memory: ConditionalCache, options: RunOptions) -> None:
+        self.http = http
+        self.memory = memory
+        self.options = options
+        self.summary = fetcher_pb2.FetchSummary()
+        self._seen_urls: set[str] = set()
+        self._seen_hashes: set[str] = set()
+        self._started = dt.datetime.now(dt.UTC)
+        self._out: asyncio.Queue[fetcher_pb2.FetchResponse | None] = asyncio.Queue()
+
+    async def run(self, urls: list[str]) -> AsyncIterator[fetcher_pb2.FetchResponse]:
+        started = time.perf_counter()
+        unique = list(dict.fromkeys(urls))
+        self.summary.urls_total = len(urls)
+        self.summary.duplicates += len(urls) - len(unique)
+        remaining = len(unique)
+
+        async def one(url: str) -> None:
+            nonlocal remaining
+            try:
+                await self._fetch_url(url)
+            finally:
+                remaining -= 1
+                if remaining == 0:
+                    self._out.put_nowait(None)  # after every item of every URL
+
+        tasks = [asyncio.create_task(one(u)) for u in unique]
+        try:
+            while (item := await self._out.get()) is not None:
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+        elapsed = Duration()
+        elapsed.FromNanoseconds(int((time.perf_counter() - started) * 1e9))
+        self.summary.elapsed.CopyFrom(elapsed)
+        yield fetcher_pb2.FetchResponse(summary=self.summary)
+
+    async def _fetch_url(self, url: str) -> None:
+        with tracer.start_as_current_span("fetch.url") as span:
+            span.set_attribute("url.full", url[:500])
+            span.set_attribute("server.address", urlsplit(url).hostname or "")
+            try:
+                entries, not_modified, size, status = await self._entries(url)
+            except FetchFailedError as exc:
+                span.set_attribute("storywire.fetch.error", exc.code)
+                span.set_attribute("http.response.status_code", exc.http_status)
+                self.summary.urls_failed += 1
+                self._out.put_nowait(
+                    fetcher_pb2.FetchResponse(
+                        error=fetcher_pb2.FetchError(
+                            url=exc.url,
+                            code=CODES.get(exc.code, common_pb2.FETCH_ERROR_CODE_UNSPECIFIED),
+                            detail=str(exc)[:500],
+                            http_status=exc.http_status,
+                        )
+                    )
+                )
+                return
+            self.summary.urls_ok += 1
+            self.summary.urls_not_modified += int(not_modified)
+            self.summary.bytes += size
+            emitted = sum(self._emit(url, e) for e in entries)
+            span.set_attribute("http.response.status_code", status)
+            span.set_attribute("storywire.fetch.bytes", size)
+            span.set_attribute("storywire.fetch.not_modified", not_modified)
+            span.set_attribute("storywire.fetch.items", emitted)
+
+    async def _entries(self, url: str) -> tuple[list[Entry], bool, int, int]:
+        known = await self.memory.get(url)
+        fetched = await self.http.fetch(
+            url, self.options.per_host, self.options.timeout, known.validators if known else None
+        )
+        if fetched.not_modified and known is not None:
+            return known.entries, True, 0, 304
+        entries = parse(fetched)
+        if self.options.full_text:
+            entries = await asyncio.gather(*(self._full_text(e) for e in entries))
+        await self.memory.put(url, Remembered(fetched.validators, entries))
+        return entries, False, len(fetched.body), fetched.status
+
+    async def _full_text(self, entry: Entry) -> Entry:
+        """The entry's own page, when it can be fetched and has more text than the feed gave."""
+        if not entry.url:
+            return entry
+        try:
+            page = parse_html(await self.http.fetch(entry.url, self.options.per_host, self.options.timeout))
+        except FetchFailedError:
+            return entry
+        if len(page.text) > len(entry.text):
+            return Entry(entry.url, entry.title or page.title, page.text, entry.published or page.published,
+                         entry.author or page.author)  # fmt: skip
+        return entry
+
+    def _emit(self, source: str, entry: Entry) -> bool:
+        s, o = self.summary, self.options
+        if not entry.title and not entry.text:
+            s.skipped_empty += 1
+            return False
+        window_start = self._started - dt.timedelta(hours=o.time_window_hours)
+        if o.time_window_hours > 0 and entry.published is not None and entry.published < window_start:
+            s.skipped_out_of_window += 1
+            return False
+        link = entry.url or source
+        canonical = canonicalize(link)
+        digest = content_hash(entry.title, entry.text)
+        if canonical in self._seen_urls or digest in self._seen_hashes:
+            s.duplicates += 1
+            return False
+        if o.max_articles and s.articles >= o.max_articles:
+            s.skipped_over_limit += 1
+            return False
+        self._seen_urls.add(canonical)
+        self._seen_hashes.add(digest)
+        article = common_pb2.Article(
+            id=article_id(canonical, digest), url=link, canonical_url=canonical, content_hash=digest,
+            title=entry.title, text=entry.text, source_url=source, author=entry.author,
+        )  # fmt: skip
+        if entry.published is not None:
+            article.published_at.FromDatetime(entry.published)
+        article.fetched_at.GetCurrentTime()
+        s.articles += 1
+        self._out.put_nowait(fetcher_pb2.FetchResponse(article=article))
+        return True

@@ -1,0 +1,215 @@
+"""The fetcher over real gRPC against loopback fixture servers: samples, hostile cases, SSRF, 304, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+from storywire.v1 import common_pb2, fetcher_pb2, fetcher_pb2_grpc
+
+from devtools.corpus.server import CorpusServer
+from runtime.server import ServerHandle, start_server
+from runtime.settings import load_settings
+from services.fetcher.service import FetcherService
+from services.fetcher.settings import FetcherSettings
+from tests.fetcher.hostile import Hostile, start
+
+if TYPE_CHECKING:
+    Fetcher = fetcher_pb2_grpc.FetcherServiceAsyncStub
+else:
+    Fetcher = fetcher_pb2_grpc.FetcherServiceStub
+
+pytestmark = pytest.mark.integration
+E = common_pb2
+
+
+async def fetcher_for(allow: str, **overrides: Any) -> ServerHandle:
+    settings = load_settings(
+        FetcherSettings, fetcher_port=0, fetch_allow_networks=allow, log_format="console",
+        fetch_timeout_seconds=3, fetch_max_body_bytes=1_000_000, **overrides,
+    )  # fmt: skip
+    return await start_server(FetcherService(settings), settings, 0)
+
+
+@pytest.fixture
+async def loopback_fetcher() -> AsyncIterator[Fetcher]:
+    handle = await fetcher_for("127.0.0.1/32")
+    try:
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            yield fetcher_pb2_grpc.FetcherServiceStub(channel)
+    finally:
+        await handle.stop()
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[Hostile]:
+    server = Hostile()
+    runner, port = await start(server.app())
+    server.base = f"http://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+async def fetch(stub: Fetcher, urls: list[str], **options: Any) -> list[fetcher_pb2.FetchResponse]:
+    request = fetcher_pb2.FetchRequest(urls=urls, options=fetcher_pb2.FetchOptions(**options))
+    return [r async for r in stub.Fetch(request)]
+
+
+def split(responses: list[fetcher_pb2.FetchResponse]) -> tuple[list[Any], dict[str, Any], Any]:
+    articles = [r.article for r in responses if r.WhichOneof("item") == "article"]
+    errors = {r.error.url: r.error for r in responses if r.WhichOneof("item") == "error"}
+    assert responses[-1].WhichOneof("item") == "summary"
+    return articles, errors, responses[-1].summary
+
+
+async def test_sample_corpus_feeds_and_pages(loopback_fetcher: Fetcher) -> None:
+    corpus = CorpusServer()
+    runner = await corpus.start()
+    try:
+        articles, errors, summary = split(await fetch(loopback_fetcher, corpus.job_urls()))
+    finally:
+        await runner.cleanup()
+    assert errors == {}
+    assert summary.articles == len(articles) == corpus.manifest()["articles"]
+    assert summary.urls_ok == summary.urls_total == len(corpus.job_urls())
+    # every format parsed: RSS 2.0, RSS 1.0 (RDF), Atom and HTML pages
+    sources = {a.source_url.rsplit(".", 1)[-1] for a in articles}
+    assert sources == {"xml", "rdf", "atom", "html"}
+    assert all(a.title and a.text and a.content_hash and a.id for a in articles)
+    page = next(a for a in articles if a.source_url.endswith(".html"))
+    assert "Copyright" not in page.text  # boilerplate removed by the extractor
+    assert page.published_at.seconds > 0
+
+
+async def test_hostile_cases_fail_alone_and_precisely(loopback_fetcher: Fetcher, hostile: Hostile) -> None:
+    b = hostile.base
+    cases = {
+        f"{b}/slow": E.FETCH_ERROR_CODE_TIMEOUT,
+        f"{b}/endless": E.FETCH_ERROR_CODE_TOO_LARGE,
+        f"{b}/badgzip": E.FETCH_ERROR_CODE_DECODE,
+        f"{b}/image": E.FETCH_ERROR_CODE_UNSUPPORTED_CONTENT,
+        f"{b}/badxml": E.FETCH_ERROR_CODE_PARSE,
+        f"{b}/badutf8": E.FETCH_ERROR_CODE_DECODE,
+        f"{b}/loop/0": E.FETCH_ERROR_CODE_TOO_MANY_REDIRECTS,
+        f"{b}/missing": E.FETCH_ERROR_CODE_HTTP_STATUS,
+    }
+    articles, errors, summary = split(await fetch(loopback_fetcher, [f"{b}/good.xml", *cases]))
+    got = {url.split("/", 3)[3].split("/")[0]: e.code for url, e in errors.items()}
+    expected = {url.split("/", 3)[3].split("/")[0]: code for url, code in cases.items()}
+    assert got == expected, {u: (e.code, e.detail) for u, e in errors.items()}
+    assert errors[f"{b}/missing"].http_status == 404
+    # the good feed still streamed: tracking params and fragment stripped, duplicate and old entry counted
+    assert [a.canonical_url for a in articles] == ["http://good.example/bridge", "http://good.example/old"]
+    assert articles[0].text == "The bridge reopened after 14 weeks of repairs."
+    assert summary.duplicates == 1
+    assert summary.urls_failed == len(cases)
+
+
+async def test_time_window_skips_and_counts(loopback_fetcher: Fetcher, hostile: Hostile) -> None:
+    articles, _, summary = split(
+        await fetch(loopback_fetcher, [f"{hostile.base}/good.xml"], time_window_hours=24 * 365)
+    )
+    assert [a.canonical_url for a in articles] == ["http://good.example/bridge"]
+    assert summary.skipped_out_of_window == 1
+
+
+async def test_retries_503_and_429_with_retry_after(loopback_fetcher: Fetcher, hostile: Hostile) -> None:
+    articles, errors, _ = split(
+        await fetch(loopback_fetcher, [f"{hostile.base}/flaky", f"{hostile.base}/limited"])
+    )
+    assert errors == {}
+    assert hostile.hits == {"flaky": 3, "limited": 2}
+    assert len(articles) == 2  # the same two entries from both URLs are duplicates of each other
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("http://10.1.2.3/feed.xml", E.FETCH_ERROR_CODE_BLOCKED_ADDRESS),
+        ("http://169.254.169.254/latest/meta-data/", E.FETCH_ERROR_CODE_BLOCKED_ADDRESS),
+        ("http://127.0.0.1:9/feed.xml", E.FETCH_ERROR_CODE_BLOCKED_ADDRESS),
+        ("http://[::1]:9/feed.xml", E.FETCH_ERROR_CODE_BLOCKED_ADDRESS),
+        ("http://localhost:9/feed.xml", E.FETCH_ERROR_CODE_BLOCKED_ADDRESS),
+        ("file:///etc/passwd", E.FETCH_ERROR_CODE_INVALID_URL),
+        ("gopher://example.org/", E.FETCH_ERROR_CODE_INVALID_URL),
+    ],
+)
+async def test_ssrf_refused_without_allowlist(url: str, code: int) -> None:
+    handle = await fetcher_for("")
+    try:
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            started = asyncio.get_running_loop().time()
+            _, errors, _ = split(await fetch(fetcher_pb2_grpc.FetcherServiceStub(channel), [url]))
+            assert asyncio.get_running_loop().time() - started < 2  # refused, not attempted and timed out
+    finally:
+        await handle.stop()
+    assert errors[url].code == code, errors[url].detail
+
+
+async def test_redirect_to_unlisted_loopback_is_refused_before_connecting(
+    loopback_fetcher: Fetcher, hostile: Hostile
+) -> None:
+    # a listener on 127.0.0.2 counts connections: the refused redirect target must never be contacted
+    port = int(hostile.base.rsplit(":", 1)[1])
+    accepted: list[int] = []
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.2", port))
+    listener.listen()
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def count() -> None:
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            accepted.append(1)
+            conn.close()
+
+    counter = asyncio.create_task(count())
+    try:
+        _, errors, _ = split(await fetch(loopback_fetcher, [f"{hostile.base}/to-other-loopback"]))
+    finally:
+        counter.cancel()
+        listener.close()
+    error = next(iter(errors.values()))
+    assert error.code == E.FETCH_ERROR_CODE_BLOCKED_ADDRESS
+    assert error.url == f"http://127.0.0.2:{port}/good.xml"
+    assert accepted == []
+
+
+async def test_unchanged_feed_costs_a_304_and_still_yields_articles(loopback_fetcher: Fetcher) -> None:
+    corpus = CorpusServer()
+    runner = await corpus.start()
+    feed = corpus.job_urls()[0]
+    try:
+        first, _, s1 = split(await fetch(loopback_fetcher, [feed]))
+        second, _, s2 = split(await fetch(loopback_fetcher, [feed]))
+    finally:
+        await runner.cleanup()
+    assert (s1.urls_not_modified, s2.urls_not_modified) == (0, 1)
+    assert corpus.stats.not_modified == 1
+    assert s2.bytes == 0
+    assert [a.id for a in second] == [a.id for a in first]
+
+
+async def test_per_host_limit_is_observed(loopback_fetcher: Fetcher, hostile: Hostile) -> None:
+    urls = [f"{hostile.base}/host/{n}" for n in range(12)]
+    articles, errors, _ = split(await fetch(loopback_fetcher, urls, per_host_concurrency=3))
+    assert errors == {}
+    assert len(articles) == 12
+    assert hostile.max_in_flight["host"] == 3
+
+
+async def test_bad_request_is_invalid_argument(loopback_fetcher: Fetcher) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await fetch(loopback_fetcher, [])
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await fetch(loopback_fetcher, ["http://127.0.0.1/"], per_host_concurrency=1000)
+    assert info.value.details() == "options.per_host_concurrency: 1000 is outside [0, 256]"

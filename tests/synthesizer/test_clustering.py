@@ -1,0 +1,67 @@
+"""Clustering quality on the labelled sample corpus, determinism, and the release rule."""
+
+from __future__ import annotations
+
+import random
+
+from devtools.corpus.build import compose
+from devtools.corpus.quality import adjusted_rand_index, purity
+from services.synthesizer.clustering import Doc, StreamClusterer, cluster_docs
+
+ARI_THRESHOLD = 0.9  # the default threshold (0.3) must recover the corpus's events this well
+
+
+def corpus_docs() -> tuple[list[Doc], dict[str, str]]:
+    items = compose()
+    return [Doc.of(i.path, i.title, i.text, i.path) for i in items], {i.path: i.event for i in items}
+
+
+def test_quality_on_the_labelled_corpus() -> None:
+    docs, labels = corpus_docs()
+    clusters = cluster_docs(docs, 0.3)
+    predicted = {d.id: c.key for c in clusters for d in c.docs}
+    truth = [labels[d.id] for d in docs]
+    guess = [predicted[d.id] for d in docs]
+    ari, pur = adjusted_rand_index(truth, guess), purity(truth, guess)
+    print(f"\nclusters={len(clusters)} events={len(set(truth))} ARI={ari:.3f} purity={pur:.3f}")
+    assert ari >= ARI_THRESHOLD
+    assert pur >= 0.95
+
+
+def test_result_does_not_depend_on_arrival_order() -> None:
+    docs, _ = corpus_docs()
+    shuffled = docs[:]
+    random.Random(3).shuffle(shuffled)
+    first = {(c.key, tuple(d.id for d in c.docs)) for c in cluster_docs(docs, 0.3)}
+    second = {(c.key, tuple(d.id for d in c.docs)) for c in cluster_docs(shuffled, 0.3)}
+    assert first == second
+
+
+def test_ari_sanity() -> None:
+    assert adjusted_rand_index(["a", "a", "b", "b"], ["x", "x", "y", "y"]) == 1.0
+    assert adjusted_rand_index(["a", "a", "b", "b"], ["x", "y", "x", "y"]) < 0.0
+
+
+def test_release_keeps_small_clusters_open() -> None:
+    docs, labels = corpus_docs()
+    clusterer = StreamClusterer(0.3, min_size=3)
+    solar = [d for d in docs if labels[d.id] == "dunmore-solar"]
+    rates = [d for d in docs if labels[d.id] == "ostland-rates"]
+    for d in solar[:5] + rates[:2]:
+        clusterer.add(d)
+    released = clusterer.release()
+    assert [len(c.docs) for c in released] == [5]
+    assert len(clusterer.open) == 2  # the two rate articles wait for more
+    for d in rates[2:4]:
+        clusterer.add(d)
+    assert [len(c.docs) for c in clusterer.release()] == [4]
+    assert clusterer.open == {}
+
+
+def test_small_sets_of_one_event_stay_together() -> None:
+    """Early releases cluster a few articles at a time: those of one event must not split."""
+    docs, labels = corpus_docs()
+    for event in sorted(set(labels.values())):
+        group = [d for d in docs if labels[d.id] == event]
+        for n in range(2, len(group) + 1):
+            assert len(cluster_docs(group[:n], 0.3)) == 1, (event, n)

@@ -1,0 +1,93 @@
+"""The Synthesize stream over real gRPC: config first, clusters and stories streamed, a summary last."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from storywire.v1 import common_pb2, synthesizer_pb2, synthesizer_pb2_grpc
+
+from devtools.corpus.build import compose
+from runtime.ids import article_id, content_hash
+from runtime.server import start_server
+from services.synthesizer.service import SynthesizerService
+from tests.synthesizer.conftest import Sim, engine_for
+
+if TYPE_CHECKING:
+    Stub = synthesizer_pb2_grpc.SynthesizerServiceAsyncStub
+else:
+    Stub = synthesizer_pb2_grpc.SynthesizerServiceStub
+
+pytestmark = pytest.mark.integration
+
+
+def corpus_articles() -> list[common_pb2.Article]:
+    out = []
+    for item in compose():
+        digest = content_hash(item.title, item.text)
+        canonical = "http://sample.test" + item.path
+        out.append(
+            common_pb2.Article(
+                id=article_id(canonical, digest), url=canonical, canonical_url=canonical, content_hash=digest,
+                title=item.title, text=item.text,
+            )
+        )  # fmt: skip
+    return out
+
+
+async def requests(
+    config: synthesizer_pb2.SynthesisConfig, articles: list[common_pb2.Article]
+) -> AsyncIterator[synthesizer_pb2.SynthesizeRequest]:
+    yield synthesizer_pb2.SynthesizeRequest(config=config)
+    for a in articles:
+        yield synthesizer_pb2.SynthesizeRequest(article=a)
+
+
+async def test_stream_of_corpus_gives_one_story_per_cluster(sim: Sim) -> None:
+    service = SynthesizerService(engine_for(sim.url).settings)
+    handle = await start_server(service, service.settings, 0)
+    try:
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            stub: Stub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
+            config = synthesizer_pb2.SynthesisConfig(job_id="job-1", min_articles_per_story=2)
+            responses = [r async for r in stub.Synthesize(requests(config, corpus_articles()))]
+            stats = await stub.GetCacheStats(synthesizer_pb2.GetCacheStatsRequest())
+            again = [r async for r in stub.Synthesize(requests(config, corpus_articles()))]
+    finally:
+        await handle.stop()
+    clusters = [r.cluster for r in responses if r.WhichOneof("item") == "cluster"]
+    stories = [r.story for r in responses if r.WhichOneof("item") == "story"]
+    summary = responses[-1].summary
+    assert len(clusters) == len(stories) == summary.clusters == 14
+    assert {s.cluster_key for s in stories} == {c.key for c in clusters}
+    assert not any(s.fallback for s in stories)
+    assert summary.totals.llm_calls == 14 == sim.sim.stats.completed
+    assert summary.articles == 154
+    assert stats.tiers[0].writes == 14
+    # the same job again: every story from the cache, no LLM call
+    assert again[-1].summary.totals.cache_hits == 14
+    assert again[-1].summary.totals.llm_calls == 0
+    assert sim.sim.stats.completed == 14
+
+
+async def test_protocol_errors_are_invalid_argument(sim: Sim) -> None:
+    service = SynthesizerService(engine_for(sim.url).settings)
+    handle = await start_server(service, service.settings, 0)
+    try:
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            stub: Stub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
+
+            async def article_first() -> AsyncIterator[synthesizer_pb2.SynthesizeRequest]:
+                yield synthesizer_pb2.SynthesizeRequest(article=corpus_articles()[0])
+
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                _ = [r async for r in stub.Synthesize(article_first())]
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            bad = synthesizer_pb2.SynthesisConfig(similarity_threshold=3)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                _ = [r async for r in stub.Synthesize(requests(bad, []))]
+            assert info.value.details() == "config.similarity_threshold: 3.0 is outside [0.01, 1]"
+    finally:
+        await handle.stop()
