@@ -1,7 +1,13 @@
-"""``make run``: the end-to-end demo on the bundled sample.
+"""``make run``: the end-to-end demo on the bundled sample corpus.
 
-Starts the local PostgreSQL and Redis, the three services on loopback, checks that each one is SERVING,
-and stops everything again (the job itself is wired in as the pipeline lands).
+Starts the local PostgreSQL and Redis, serves ``sample/`` on loopback, picks an LLM backend, starts the
+three services, runs one job through the ``storywire`` CLI (progress bars, stories, timing table), and
+stops everything it started.
+
+LLM backend, in this order: ``STORYWIRE_LLM_BASE_URL`` when set (your Ollama, vLLM, llama.cpp or OpenAI;
+``STORYWIRE_LLM_MODEL`` names the model); else storywire's OpenAI-compatible simulator, clearly
+labelled: its answers are extracts of the articles, so the pipeline, cache, coalescing and adaptive
+concurrency are real, but the prose is not written by a language model.
 """
 
 from __future__ import annotations
@@ -10,54 +16,111 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from devtools.corpus.build import ROOT as SAMPLE
 from devtools.health import wait_healthy
+from devtools.services import ServiceProcess
 from devtools.stack import Stack
-from devtools.stack.proc import StackError, free_port
+from devtools.stack.proc import StackError, free_port, port_open
 from runtime.client import ServiceUnavailableError
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("store", "fetcher", "synthesizer")
 
 
+def wait_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        if proc.poll() is not None:
+            raise StackError(f"{what} exited with code {proc.returncode}")
+        time.sleep(0.05)
+    raise StackError(f"{what} did not listen on port {port}")
+
+
 def main() -> int:
     stack = Stack(ROOT / ".state" / "demo")
-    procs: list[subprocess.Popen[bytes]] = []
+    helpers: list[subprocess.Popen[bytes]] = []
+    services: list[ServiceProcess] = []
     try:
         info = stack.up()
         print(f"PostgreSQL {info.postgres_dsn}\nRedis      {info.redis_url}")
-        env = {
-            **os.environ,
-            **info.env(),
-            "STORYWIRE_LOG_FORMAT": "console",
-            "STORYWIRE_LOG_LEVEL": "WARNING",
-        }
-        addresses: dict[str, str] = {}
-        for name in SERVICES:
-            port = free_port()
-            addresses[name] = f"127.0.0.1:{port}"
-            env[f"STORYWIRE_{name.upper()}_PORT"] = str(port)
-            env[f"STORYWIRE_{name.upper()}_ADDRESS"] = addresses[name]
-        for name in SERVICES:
-            procs.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env))
+        corpus_port = free_port()
+        helpers.append(
+            subprocess.Popen([sys.executable, "-m", "devtools.corpus.server", "--port", str(corpus_port)])
+        )
+        wait_port(corpus_port, "the sample corpus server", helpers[-1])
+        base = f"http://127.0.0.1:{corpus_port}"
 
-        async def check_all() -> None:
-            await asyncio.gather(*(wait_healthy(a, n) for n, a in addresses.items()))
+        env = {**info.env(), "STORYWIRE_LOG_LEVEL": "WARNING", "STORYWIRE_LOG_FORMAT": "console",
+               "STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32"}  # fmt: skip
+        if os.environ.get("STORYWIRE_LLM_BASE_URL"):
+            model = os.environ.get("STORYWIRE_LLM_MODEL", "llama3.2")
+            url = os.environ["STORYWIRE_LLM_BASE_URL"]
+            print(f"LLM backend: {url} (model {model}), from STORYWIRE_LLM_BASE_URL")
+        else:
+            sim_port = free_port()
+            sim = [
+                sys.executable,
+                "-m",
+                "devtools.llmsim",
+                "--port",
+                str(sim_port),
+                "--slots",
+                "8",
+                "--latency",
+                "0.4",
+            ]
+            helpers.append(subprocess.Popen(sim, stdout=subprocess.DEVNULL))
+            wait_port(sim_port, "the LLM simulator", helpers[-1])
+            env |= {
+                "STORYWIRE_LLM_BASE_URL": f"http://127.0.0.1:{sim_port}/v1",
+                "STORYWIRE_LLM_MODEL": "simulator",
+            }
+            print(
+                "LLM backend: storywire's simulator (no language model configured). Its stories are extracts"
+            )
+            print("  of the articles: pipeline, cache and concurrency are real, the prose is not an LLM's.")
+            print("  For real stories: STORYWIRE_LLM_BASE_URL=http://127.0.0.1:11434/v1 make run  (Ollama)")
 
-        asyncio.run(check_all())
-        for name, address in addresses.items():
-            print(f"  {name:<12} SERVING at {address}")
-        return 0
+        ports = {name: free_port() for name in SERVICES}
+        for name in SERVICES:
+            env[f"STORYWIRE_{name.upper()}_ADDRESS"] = f"127.0.0.1:{ports[name]}"
+        for name in SERVICES:
+            services.append(ServiceProcess(name, env=env, port=ports[name], capture=False).start())
+
+        async def healthy() -> None:
+            await asyncio.gather(*(wait_healthy(s.address, s.name) for s in services))
+
+        asyncio.run(healthy())
+        print("services: " + ", ".join(f"{s.name} {s.address}" for s in services))
+        urls = [base + path for path in _job_paths()]
+        print(f"running a job over {len(urls)} URLs of the sample corpus (feeds and pages)\n", flush=True)
+        cli_env = {**os.environ, **env}
+        result = subprocess.run(
+            [sys.executable, "-m", "cli", "run", "--name", "demo", *urls], env=cli_env, check=False
+        )
+        return result.returncode
     except (StackError, ServiceUnavailableError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        for proc in procs:
+        for service in reversed(services):  # the synthesizer first: it depends on the other two
+            service.terminate()
+        for proc in helpers:
             proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+            proc.wait(timeout=10)
         stack.down()
+
+
+def _job_paths() -> list[str]:
+    import json  # noqa: PLC0415
+
+    paths: list[str] = json.loads((SAMPLE / "manifest.json").read_text())["job_urls"]
+    return paths
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 class ServiceProcess:
     """A service started as ``python -m services.<name>`` on a free loopback port."""
 
-    def __init__(self, name: str, env: Mapping[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, name: str, env: Mapping[str, str] | None = None, port: int | None = None, capture: bool = True
+    ) -> None:
+        self.capture = capture
         self.name = name
         self.port = port or free_port()
         self.env = {
@@ -38,8 +41,8 @@ class ServiceProcess:
             [sys.executable, "-m", f"services.{self.name}"],
             cwd=ROOT,
             env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE if self.capture else None,
+            stderr=subprocess.STDOUT if self.capture else None,
             text=True,
         )
         return self
@@ -52,6 +55,19 @@ class ServiceProcess:
         assert self.proc is not None
         out, _ = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, out
+
+    def terminate(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait for the graceful exit; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+        return self.proc.returncode
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

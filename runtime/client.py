@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from runtime.server import server_options
+from runtime.server import client_options
 
 
 class ServiceUnavailableError(ConnectionError):
@@ -21,7 +21,7 @@ class ServiceUnavailableError(ConnectionError):
 
 def open_channel(address: str, max_message_bytes: int = 16 * 1024 * 1024) -> grpc.aio.Channel:
     """An insecure grpc.aio channel (loopback or in-cluster) with the shared message limits and keepalive."""
-    return grpc.aio.insecure_channel(address, options=server_options(max_message_bytes))
+    return grpc.aio.insecure_channel(address, options=client_options(max_message_bytes))
 
 
 async def check_health(

@@ -92,15 +92,37 @@ class ServerHandle:
         log.info("stopped")
 
 
-def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """Channel arguments shared by servers and clients."""
+KEEPALIVE_MS = 30_000
+
+
+def message_options(max_message_bytes: int) -> list[tuple[str, int]]:
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
+    ]
+
+
+def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Server side: accept the clients' keepalive pings (the default minimum interval is 5 minutes,
+    which would answer our 30 s pings with GOAWAY "too_many_pings") and ping idle clients itself."""
+    return [
+        *message_options(max_message_bytes),
+        ("grpc.keepalive_time_ms", KEEPALIVE_MS),
         ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.http2.max_pings_without_data", 0),
         ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_MS // 3),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
+
+
+def client_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Client side: keepalive pings detect a dead peer (a killed pod) on long streams within seconds."""
+    return [
+        *message_options(max_message_bytes),
+        ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
     ]
 
 
@@ -155,8 +177,13 @@ def run(
         return 2
     configure_logging(service_name, settings.log_level, settings.log_format)
     setup_telemetry(service_name, settings.otlp_endpoint)
+
+    async def main() -> None:
+        # built inside the running loop: grpc.aio channels and other loop-bound resources must be
+        await serve_until_signal(make_service(settings), settings, port_of(settings))
+
     try:
-        asyncio.run(serve_until_signal(make_service(settings), settings, port_of(settings)))
+        asyncio.run(main())
     except OSError as exc:
         log.error("cannot start", error=str(exc))
         return 1

@@ -65,4 +65,4 @@ def test_readme_settings_table_is_current() -> None:
     from devtools.settings_doc import render
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert render() in readme, "README settings table is stale: run `python -m devtools.settings_doc`"
+    assert render() in readme, "README settings table is stale: run `python -m devtools.settings_doc --write`"

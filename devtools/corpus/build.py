@@ -59,7 +59,8 @@ def compose() -> list[Item]:
 
 
 def page(item: Item, outlet_name: str) -> str:
-    paragraphs = "\n".join(f"      <p>{escape(s)}</p>" for s in item.text.split(". ") if s)
+    sentences = [s if s.endswith(".") else s + "." for s in item.text.split(". ") if s]
+    paragraphs = "\n".join(f"      <p>{escape(s)}</p>" for s in sentences)
     return f"""<!doctype html>
 <html lang="en">
 <head>

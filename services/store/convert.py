@@ -90,6 +90,7 @@ def job_to_proto(row: Row) -> common_pb2.Job:
         state=jobstate.TO_PROTO[row["state"]],
         error=row["error"],
         trace_id=row["trace_id"],
+        traceparent=row["traceparent"],
         attempts=row["attempts"],
         stages=[stage_progress(n, stages[n], now) for n in STAGE_NAMES.values() if n in stages],
     )

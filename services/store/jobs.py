@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import propagate
 from storywire.v1 import common_pb2, store_pb2
 
+from runtime.telemetry import current_trace_id
 from services.store import jobstate
 from services.store.convert import (
     STAGE_NAMES,
@@ -25,6 +27,13 @@ from services.store.validation import parse_uuid, validate_spec
 
 JOB_EVENTS_CHANNEL = "storywire_job_events"
 JOBS_CHANNEL = "storywire_jobs"
+
+
+def current_trace() -> tuple[str, str]:
+    """(trace id, W3C traceparent) of the current span: the job's trace starts at its submission."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return current_trace_id(), carrier.get("traceparent", "")
 
 
 class NotFoundError(LookupError):
@@ -74,14 +83,15 @@ class Jobs:
         validate_spec(spec)
         async with self.db.transaction() as conn:
             row = await conn.fetchrow(
-                """INSERT INTO jobs (id, idempotency_key, name, spec, state)
-                   VALUES ($1, $2, $3, $4, 'queued')
+                """INSERT INTO jobs (id, idempotency_key, name, spec, state, trace_id, traceparent)
+                   VALUES ($1, $2, $3, $4, 'queued', $5, $6)
                    ON CONFLICT (idempotency_key) DO NOTHING
                    RETURNING *""",
                 uuid.uuid4(),
                 idempotency_key or None,
                 spec.name,
                 spec.SerializeToString(),
+                *current_trace(),
             )
             if row is None:  # same idempotency key as an earlier submission
                 existing = await conn.fetchrow(
@@ -148,6 +158,8 @@ class Jobs:
             return job
 
     async def claim(self, worker_id: str, lease_seconds: float) -> tuple[common_pb2.Job, str] | None:
+        """Claim the oldest runnable job. A claim starts a new attempt: the job (re)starts at ``fetching``,
+        which is the only way a job moves backwards (jobstate.RESTART documents it)."""
         token = uuid.uuid4()
         row = await self.db.pool.fetchrow(
             """WITH candidate AS (
@@ -157,7 +169,7 @@ class Jobs:
                    ORDER BY created_at
                    FOR UPDATE SKIP LOCKED
                    LIMIT 1)
-               UPDATE jobs j SET lease_token = $1, lease_owner = $2, lease_seconds = $3,
+               UPDATE jobs j SET state = $4, lease_token = $1, lease_owner = $2, lease_seconds = $3,
                       lease_expires_at = now() + make_interval(secs => $3), attempts = attempts + 1,
                       started_at = coalesce(started_at, now()), updated_at = now()
                FROM candidate WHERE j.id = candidate.id
@@ -165,10 +177,14 @@ class Jobs:
             token,
             worker_id,
             lease_seconds,
+            jobstate.RESTART,
         )
         if row is None:
             return None
-        return job_to_proto(row), str(token)
+        job = job_to_proto(row)
+        async with self.db.transaction() as conn:
+            await append_events(conn, row["id"], [snapshot_event(job)])
+        return job, str(token)
 
     async def next_lease_expiry(self) -> dt.datetime | None:
         value: dt.datetime | None = await self.db.pool.fetchval(

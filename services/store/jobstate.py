@@ -15,6 +15,9 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 
 FINAL = frozenset({DONE, FAILED, CANCELLED})
+#: where a claimed job (re)starts: a new attempt after a dead worker's lease expired runs it from the top,
+#: which is safe because every write is idempotent
+RESTART = FETCHING
 ORDER = (QUEUED, FETCHING, SYNTHESIZING, STORING, DONE)
 
 TO_PROTO: dict[str, common_pb2.JobState.ValueType] = {

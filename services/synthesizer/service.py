@@ -7,6 +7,7 @@ from storywire.v1 import synthesizer_pb2, synthesizer_pb2_grpc
 
 from runtime.logging import get_logger
 from runtime.server import Health
+from services.synthesizer.coordinator import Coordinator
 from services.synthesizer.engine import Engine
 from services.synthesizer.servicer import SynthesizerServicer
 from services.synthesizer.settings import SynthesizerSettings
@@ -21,6 +22,7 @@ class SynthesizerService:
     def __init__(self, settings: SynthesizerSettings) -> None:
         self.settings = settings
         self.engine = Engine(settings)
+        self.coordinator = Coordinator(settings, self.engine) if settings.worker_enabled else None
 
     def register(self, server: grpc.aio.Server) -> None:
         synthesizer_pb2_grpc.add_SynthesizerServiceServicer_to_server(
@@ -31,6 +33,10 @@ class SynthesizerService:
         backend = self.settings.llm_base_url or "none (extractive summaries only)"
         log.info("LLM backend", base_url=backend, model=self.settings.llm_model)
         await health.set_serving(True)
+        if self.coordinator is not None:
+            self.coordinator.start()
 
     async def stop(self) -> None:
+        if self.coordinator is not None:
+            await self.coordinator.stop()
         await self.engine.aclose()

@@ -47,3 +47,18 @@ class SynthesizerSettings(CommonSettings):
         le=60_000,
         description="Release complete clusters when the input pauses this long (0 = only at its end).",
     )
+    store_address: str = Field(default="127.0.0.1:50053", description="host:port of the store service.")
+    fetcher_address: str = Field(default="127.0.0.1:50051", description="host:port of the fetcher service.")
+    worker_enabled: bool = Field(
+        default=True, description="Claim and run queued jobs (the pipeline coordinator) in this replica."
+    )
+    worker_concurrent_jobs: int = Field(default=2, ge=1, le=64, description="Jobs one replica runs at once.")
+    worker_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="A job's lease; if its worker dies, another replica resumes the job after this long.",
+    )
+    worker_max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Claims of one job before an infrastructure failure fails it."
+    )

@@ -439,6 +439,7 @@ class Job(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned id (UUID)."""
     state: Global___JobState.ValueType
@@ -449,6 +450,8 @@ class Job(_message.Message):
     """OpenTelemetry trace id (32 hex characters) of the job's trace, for Jaeger."""
     attempts: _builtins.int
     """How many times a worker claimed it (greater than 1 after a worker died and another resumed it)."""
+    traceparent: _builtins.str
+    """W3C traceparent of the submission; the worker that runs the job continues this trace."""
     @_builtins.property
     def spec(self) -> Global___JobSpec:
         """What was asked for."""
@@ -492,10 +495,11 @@ class Job(_message.Message):
         started_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         attempts: _builtins.int = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "spec", b"spec", "started_at", b"started_at", "totals", b"totals", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "id", b"id", "spec", b"spec", "stages", b"stages", "started_at", b"started_at", "state", b"state", "totals", b"totals", "trace_id", b"trace_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "id", b"id", "spec", b"spec", "stages", b"stages", "started_at", b"started_at", "state", b"state", "totals", b"totals", "trace_id", b"trace_id", "traceparent", b"traceparent", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

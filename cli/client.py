@@ -1,0 +1,49 @@
+"""Stubs for the CLI, with errors that name the unreachable service and its address."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import grpc
+from storywire.v1 import store_pb2_grpc, synthesizer_pb2_grpc
+
+from runtime.client import open_channel
+
+if TYPE_CHECKING:
+    StoreStub = store_pb2_grpc.StoreServiceAsyncStub
+    SynthStub = synthesizer_pb2_grpc.SynthesizerServiceAsyncStub
+else:
+    StoreStub = store_pb2_grpc.StoreServiceStub
+    SynthStub = synthesizer_pb2_grpc.SynthesizerServiceStub
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit code ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def call(service: str, address: str, fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await fn()
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise CliError(
+                f"the {service} service at {address} is unreachable ({exc.details()})", 3
+            ) from None
+        raise CliError(f"{service}: {exc.code().name}: {exc.details()}", 2) from None
+
+
+def store_stub(address: str) -> tuple[grpc.aio.Channel, StoreStub]:
+    channel = open_channel(address)
+    return channel, store_pb2_grpc.StoreServiceStub(channel)
+
+
+def synth_stub(address: str) -> tuple[grpc.aio.Channel, SynthStub]:
+    channel = open_channel(address)
+    return channel, synthesizer_pb2_grpc.SynthesizerServiceStub(channel)

@@ -1,0 +1,102 @@
+"""Rich tables and JSON for jobs, stories and the per-stage timing table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.table import Table
+from storywire.v1 import common_pb2
+
+STAGES = {
+    common_pb2.STAGE_FETCH: "fetch",
+    common_pb2.STAGE_CLUSTER: "cluster",
+    common_pb2.STAGE_SYNTHESIZE: "synthesize",
+    common_pb2.STAGE_STORE: "store",
+}
+STATE = {v: k.removeprefix("JOB_STATE_").lower() for k, v in common_pb2.JobState.items()}
+
+
+def as_json(message: Message | list[Message]) -> str:
+    if isinstance(message, list):
+        return json.dumps([MessageToDict(m) for m in message], indent=2)
+    return json.dumps(MessageToDict(message), indent=2)
+
+
+def seconds(d: Any) -> float:
+    value: float = d.ToTimedelta().total_seconds()
+    return value
+
+
+def job_wall(job: common_pb2.Job) -> float:
+    if job.HasField("finished_at") and job.HasField("started_at"):
+        return (job.finished_at.ToDatetime() - job.started_at.ToDatetime()).total_seconds()
+    return max((seconds(s.elapsed) for s in job.stages), default=0.0)
+
+
+def timing_table(job: common_pb2.Job) -> Table:
+    """Per stage: wall time, share of the job's wall time, and the LLM figures on the synthesize row."""
+    total = job_wall(job) or 1e-9
+    t = job.totals
+    table = Table(title=f"Job {job.id} - {STATE[job.state]} in {total:.2f} s")
+    for column in (
+        "stage",
+        "wall s",
+        "share",
+        "done/total",
+        "failed",
+        "LLM calls",
+        "cache hits",
+        "tokens",
+        "fallbacks",
+    ):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for stage in job.stages:
+        wall = seconds(stage.elapsed)
+        llm = stage.stage == common_pb2.STAGE_SYNTHESIZE
+        tokens = t.usage.prompt_tokens + t.usage.completion_tokens
+        table.add_row(
+            STAGES.get(stage.stage, "?"), f"{wall:.3f}", f"{wall / total:.0%}", f"{stage.done}/{stage.total}",
+            str(stage.failed), str(t.llm_calls) if llm else "", str(t.cache_hits) if llm else "",
+            f"{tokens}{'~' if t.usage.estimated else ''}" if llm else "", str(t.fallbacks) if llm else "",
+        )  # fmt: skip
+    saved = t.saved.prompt_tokens + t.saved.completion_tokens
+    table.caption = (
+        f"stages overlap (pipelined), so shares can add up to more than 100%; "
+        f"tokens saved by cache: {saved}; "
+        f"grounding rejections: {t.grounding_rejections}; trace id: {job.trace_id or '-'}"
+    )
+    return table
+
+
+def stories_table(stories: list[common_pb2.Story]) -> Table:
+    table = Table(title=f"{len(stories)} stories")
+    for column in ("#", "title", "articles", "model", "source"):
+        table.add_column(column)
+    for n, s in enumerate(stories, 1):
+        source = "fallback: " + s.fallback_reason[:40] if s.fallback else ("cache" if s.cache_hit else "LLM")
+        table.add_row(str(n), s.title, str(len(s.article_ids)), s.model, source)
+    return table
+
+
+def jobs_table(jobs: list[common_pb2.Job]) -> Table:
+    table = Table(title="jobs")
+    for column in ("id", "state", "name", "urls", "created", "stories"):
+        table.add_column(column)
+    for j in jobs:
+        stored = next((s.done for s in j.stages if s.stage == common_pb2.STAGE_STORE), 0)
+        created = j.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(j.id, STATE[j.state], j.spec.name, str(len(j.spec.urls)), created, str(stored))
+    return table
+
+
+def print_story(console: Console, story: common_pb2.Story, articles: list[common_pb2.Article]) -> None:
+    console.print(f"[bold]{story.title}[/bold]")
+    console.print(story.summary)
+    label = f"fallback ({story.fallback_reason})" if story.fallback else story.model
+    console.print(f"[dim]{label}; {len(story.article_ids)} articles; story {story.id}[/dim]")
+    for a in articles:
+        console.print(f"  - {a.title} [dim]{a.url}[/dim]")

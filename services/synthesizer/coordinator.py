@@ -1,0 +1,96 @@
+"""The pipeline coordinator: each synthesizer replica claims queued jobs from the store under a lease
+and runs them: fetcher stream -> clustering and LLM (this process's engine) -> store streams, pipelined,
+with progress and lease renewal through UpdateJob. A job whose worker dies is resumed by any replica
+once its lease expires; writes are idempotent and finished clusters come back from the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from opentelemetry import propagate, trace
+from storywire.v1 import common_pb2, fetcher_pb2_grpc, store_pb2, store_pb2_grpc
+
+from runtime.client import open_channel
+from runtime.logging import get_logger
+from services.synthesizer.engine import Engine
+from services.synthesizer.jobrun import JobRun
+from services.synthesizer.settings import SynthesizerSettings
+
+if TYPE_CHECKING:
+    StoreStub = store_pb2_grpc.StoreServiceAsyncStub
+    FetcherStub = fetcher_pb2_grpc.FetcherServiceAsyncStub
+else:
+    StoreStub = store_pb2_grpc.StoreServiceStub
+    FetcherStub = fetcher_pb2_grpc.FetcherServiceStub
+
+log = get_logger(__name__)
+tracer = trace.get_tracer("storywire.synthesizer")
+CLAIM_WAIT_SECONDS = 20
+
+
+class Coordinator:
+    def __init__(self, settings: SynthesizerSettings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._store_channel = open_channel(settings.store_address, settings.max_message_bytes)
+        self._fetcher_channel = open_channel(settings.fetcher_address, settings.max_message_bytes)
+        self.store: StoreStub = store_pb2_grpc.StoreServiceStub(self._store_channel)
+        self.fetcher: FetcherStub = fetcher_pb2_grpc.FetcherServiceStub(self._fetcher_channel)
+        self._loops: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for n in range(self.settings.worker_concurrent_jobs):
+            self._loops.append(asyncio.create_task(self._claim_loop(), name=f"job-worker-{n}"))
+        log.info("job worker started", worker=self.worker_id, slots=len(self._loops),
+                 store=self.settings.store_address, fetcher=self.settings.fetcher_address)  # fmt: skip
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self._store_channel.close()
+        await self._fetcher_channel.close()
+
+    async def _claim_loop(self) -> None:
+        lease = Duration()
+        lease.FromMilliseconds(int(self.settings.worker_lease_seconds * 1000))
+        request = store_pb2.ClaimJobRequest(
+            worker_id=self.worker_id, lease=lease, wait_time=Duration(seconds=CLAIM_WAIT_SECONDS)
+        )
+        delay = 0.2
+        while True:
+            try:
+                reply = await self.store.ClaimJob(request, timeout=CLAIM_WAIT_SECONDS + 10)
+            except grpc.aio.AioRpcError as exc:
+                address = self.settings.store_address
+                log.warning(
+                    "cannot claim jobs: the store is unreachable", address=address, code=exc.code().name
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = 0.2
+            if reply.HasField("job"):
+                await self._run(reply.job, reply.lease_token)
+
+    async def _run(self, job: common_pb2.Job, lease_token: str) -> None:
+        parent = propagate.extract({"traceparent": job.traceparent}) if job.traceparent else None
+        attributes: dict[str, Any] = {"storywire.job.id": job.id, "storywire.job.attempt": job.attempts}
+        with tracer.start_as_current_span("job.run", context=parent, attributes=attributes):
+            await JobRun(self, job, lease_token).run()
+
+    def articles_in(
+        self, queue: asyncio.Queue[common_pb2.Article | None]
+    ) -> AsyncIterator[common_pb2.Article]:
+        async def gen() -> AsyncIterator[common_pb2.Article]:
+            while (item := await queue.get()) is not None:
+                yield item
+
+        return gen()
