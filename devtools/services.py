@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 from devtools.stack.proc import free_port
 
@@ -15,7 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServiceProcess:
-    """A service started as ``python -m services.<name>`` on a free loopback port."""
+    """A service started as ``python -m services.<name>`` on a free loopback port.
+
+    With ``capture`` (the default) its output goes to a temporary log file, never to a pipe: a pipe
+    that nobody drains fills up and then blocks the service's event loop on its next log line.
+    """
 
     def __init__(
         self, name: str, env: Mapping[str, str] | None = None, port: int | None = None, capture: bool = True
@@ -30,22 +36,31 @@ class ServiceProcess:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> ServiceProcess:
+        if self.capture:
+            self._log = tempfile.TemporaryFile(prefix=f"storywire-{self.name}-")  # noqa: SIM115 - closed in output()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
             cwd=ROOT,
             env=self.env,
-            stdout=subprocess.PIPE if self.capture else None,
+            stdout=self._log,
             stderr=subprocess.STDOUT if self.capture else None,
-            text=True,
         )
         return self
+
+    def output(self) -> str:
+        """Everything the service has logged so far (empty without capture)."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None
@@ -53,23 +68,22 @@ class ServiceProcess:
 
     def wait(self, timeout: float = 30.0) -> tuple[int, str]:
         assert self.proc is not None
-        out, _ = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out
+        code = self.proc.wait(timeout=timeout)
+        return code, self.output()
 
     def terminate(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM and wait for the graceful exit; returns the exit code."""
+        """SIGTERM and wait for the graceful exit (SIGKILL after ``timeout``); returns the exit code."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
-            self.proc.communicate(timeout=timeout)
+            return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.communicate()
-        return self.proc.returncode
+            return self.proc.wait()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate(timeout=10)
+            self.proc.wait(timeout=10)

@@ -97,8 +97,11 @@ def cluster_docs(docs: Sequence[Doc], threshold: float) -> list[Cluster]:
             target = len(sums) - 1
         for t in top:
             index[t].add(target)
+    _merge_similar(sums, norms2, members, threshold)
     clusters = []
     for c, idxs in enumerate(members):
+        if not idxs:
+            continue
         norm = math.sqrt(norms2[c]) or 1.0
         scored = sorted(
             ((sum(w * sums[c].get(t, 0.0) for t, w in vectors[i].items()) / norm, ordered[i]) for i in idxs),
@@ -108,6 +111,46 @@ def cluster_docs(docs: Sequence[Doc], threshold: float) -> list[Cluster]:
         cohesion = sum(s for s, _ in scored) / len(scored)
         clusters.append(Cluster(cluster_key(members_docs), members_docs, cohesion))
     return clusters
+
+
+def _cosine(a: dict[str, float], a_norm2: float, b: dict[str, float], b_norm2: float) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    dot = sum(w * b.get(t, 0.0) for t, w in a.items())
+    return dot / math.sqrt(a_norm2 * b_norm2) if a_norm2 > 0 and b_norm2 > 0 else 0.0
+
+
+def _merge_similar(
+    sums: list[dict[str, float]], norms2: list[float], members: list[list[int]], threshold: float
+) -> None:
+    """Second pass: merge clusters whose centroids are at least ``threshold`` similar, most similar pair
+    first. The greedy pass depends on the order articles are taken in; this pass repairs the splits an
+    unlucky order makes (an event whose first articles share little text). Emptied clusters keep an empty
+    member list."""
+    alive = {c for c, m in enumerate(members) if m}
+    while True:
+        index: dict[str, set[int]] = defaultdict(set)
+        for c in alive:
+            for t in sorted(sums[c], key=lambda t: (-sums[c][t], t))[:TOP_TERMS]:
+                index[t].add(c)
+        best: tuple[float, int, int] | None = None
+        for a in sorted(alive):
+            candidates = sorted({b for t in sums[a] if t in index for b in index[t] if b > a})
+            for b in candidates:
+                sim = _cosine(sums[a], norms2[a], sums[b], norms2[b])
+                if sim >= threshold and (best is None or sim > best[0]):
+                    best = (sim, a, b)
+        if best is None:
+            return
+        _, a, b = best
+        dot = sum(w * sums[a].get(t, 0.0) for t, w in sums[b].items())
+        for t, w in sums[b].items():
+            sums[a][t] = sums[a].get(t, 0.0) + w
+        norms2[a] += norms2[b] + 2 * dot
+        members[a] += members[b]
+        members[b] = []
+        sums[b] = {}
+        alive.discard(b)
 
 
 class StreamClusterer:

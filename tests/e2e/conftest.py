@@ -1,0 +1,110 @@
+"""A whole storywire deployment for end-to-end tests: a private PostgreSQL/Redis, the sample corpus on
+loopback, the LLM simulator, and the three services as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
+
+from devtools.corpus.server import CorpusServer
+from devtools.llmsim import SimConfig, Simulator, start_simulator
+from devtools.services import ServiceProcess
+from devtools.stack import Stack
+from devtools.stack.proc import free_port
+from tests.conftest import make_state_dir
+from tests.helpers import wait_serving
+
+if TYPE_CHECKING:
+    Store = store_pb2_grpc.StoreServiceAsyncStub
+else:
+    Store = store_pb2_grpc.StoreServiceStub
+
+SERVICES = ("store", "fetcher", "synthesizer")
+
+
+@dataclass
+class Deployment:
+    env: dict[str, str]
+    corpus: CorpusServer
+    sim: Simulator
+    procs: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def start(self, name: str) -> ServiceProcess:
+        proc = ServiceProcess(
+            name, env=self.env, port=int(self.env[f"STORYWIRE_{name.upper()}_PORT"])
+        ).start()
+        self.procs[name] = proc
+        return proc
+
+    def urls(self) -> list[str]:
+        return self.corpus.job_urls()
+
+    def labels(self) -> dict[str, str]:
+        labels: dict[str, str] = self.corpus.manifest()["labels"]  # type: ignore[assignment]
+        return labels
+
+
+@pytest.fixture(scope="module")
+async def deployment() -> AsyncIterator[Deployment]:
+    state = make_state_dir()
+    stack = Stack(state)
+    info = stack.up()
+    corpus = CorpusServer()
+    corpus_runner = await corpus.start()
+    sim, sim_runner, sim_url = await start_simulator(SimConfig(slots=8, latency=0.2))
+    env = {
+        **info.env(),
+        "STORYWIRE_LLM_BASE_URL": sim_url,
+        "STORYWIRE_LLM_MODEL": "sim-1",
+        "STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
+        "STORYWIRE_WORKER_LEASE_SECONDS": "3",
+        "STORYWIRE_CLUSTER_RELEASE_IDLE_MS": "0",
+        "STORYWIRE_LOG_LEVEL": "INFO",
+    }
+    for name in SERVICES:
+        port = free_port()
+        env[f"STORYWIRE_{name.upper()}_PORT"] = str(port)
+        env[f"STORYWIRE_{name.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
+    deployment = Deployment(env, corpus, sim)
+    try:
+        for name in SERVICES:
+            await wait_serving(deployment.start(name).address)
+        yield deployment
+    finally:
+        for proc in reversed(list(deployment.procs.values())):
+            proc.terminate(timeout=15)
+        await sim_runner.cleanup()
+        await corpus_runner.cleanup()
+        stack.down()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+async def store(deployment: Deployment) -> AsyncIterator[Store]:
+    async with grpc.aio.insecure_channel(deployment.env["STORYWIRE_STORE_ADDRESS"]) as channel:
+        yield store_pb2_grpc.StoreServiceStub(channel)
+
+
+async def submit(store: Store, urls: list[str], **options: object) -> common_pb2.Job:
+    spec = common_pb2.JobSpec(urls=urls, options=common_pb2.JobOptions(**options), name="e2e")  # type: ignore[arg-type]
+    return (await store.SubmitJob(store_pb2.SubmitJobRequest(spec=spec))).job
+
+
+async def events_until_end(store: Store, job_id: str) -> list[store_pb2.WatchJobResponse]:
+    return [e async for e in store.WatchJob(store_pb2.WatchJobRequest(job_id=job_id)) if not e.heartbeat]
+
+
+async def job_stories(store: Store, job_id: str) -> list[common_pb2.Story]:
+    reply = await store.ListStories(store_pb2.ListStoriesRequest(job_id=job_id, page_size=1000))
+    return list(reply.stories)
+
+
+def dump(obj: object) -> str:
+    return json.dumps(obj, indent=1, default=str)[:2000]
