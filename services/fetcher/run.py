@@ -110,7 +110,7 @@ class FetchRun:
         )
         if fetched.not_modified and known is not None:
             return known.entries, True, 0, 304
-        entries = parse(fetched)
+        entries = await asyncio.to_thread(parse, fetched)  # CPU work off the event loop
         if self.options.full_text:
             entries = await asyncio.gather(*(self._full_text(e) for e in entries))
         await self.memory.put(url, Remembered(fetched.validators, entries))
@@ -121,7 +121,8 @@ class FetchRun:
         if not entry.url:
             return entry
         try:
-            page = parse_html(await self.http.fetch(entry.url, self.options.per_host, self.options.timeout))
+            fetched = await self.http.fetch(entry.url, self.options.per_host, self.options.timeout)
+            page = await asyncio.to_thread(parse_html, fetched)
         except FetchFailedError:
             return entry
         if len(page.text) > len(entry.text):

@@ -25,10 +25,10 @@ class SynthesizerSettings(CommonSettings):
     llm_temperature: float = Field(default=0.2, ge=0, le=2, description="Default sampling temperature.")
     llm_max_attempts: int = Field(default=4, ge=1, le=20, description="Attempts per LLM call (retries + 1).")
     llm_concurrency_initial: int = Field(
-        default=16, ge=1, le=4096, description="Adaptive limit of concurrent LLM calls at start."
+        default=64, ge=1, le=4096, description="Adaptive limit of concurrent LLM calls at start."
     )
     llm_concurrency_min: int = Field(default=1, ge=1, le=4096, description="Adaptive limit lower bound.")
-    llm_concurrency_max: int = Field(default=128, ge=1, le=4096, description="Adaptive limit upper bound.")
+    llm_concurrency_max: int = Field(default=256, ge=1, le=4096, description="Adaptive limit upper bound.")
     llm_max_workers: int = Field(
         default=0, ge=0, le=4096, description="A fixed number of concurrent LLM calls (0 = adaptive)."
     )

@@ -27,9 +27,16 @@ class Permit:
             self.limiter._on_success(time.monotonic() - self.started if latency is None else latency)
 
     def congestion(self) -> None:
+        """A 5xx or a timeout: the backend struggles; cut multiplicatively (once per round trip)."""
         if not self._done:
             self._done = True
             self.limiter._on_congestion()
+
+    def over_capacity(self) -> None:
+        """A 429 while other calls are in flight: the backend is full at what it serves right now."""
+        if not self._done:
+            self._done = True
+            self.limiter._on_over_capacity()
 
     def ignore(self) -> None:
         """The call failed for a reason that says nothing about load (bad request, bad output)."""
@@ -41,9 +48,9 @@ class Permit:
 class AdaptiveLimiter:
     def __init__(
         self,
-        initial: int = 16,
+        initial: int = 64,
         minimum: int = 1,
-        maximum: int = 128,
+        maximum: int = 256,
         *,
         static: bool = False,
         tolerance: float = 2.0,
@@ -111,6 +118,15 @@ class AdaptiveLimiter:
             else:
                 self._set(self._limit + 1 / self._limit)  # +1 per round trip
         self._release()
+
+    def _on_over_capacity(self) -> None:
+        """The calls still in flight are what the backend serves at once: keep exactly that many. Each
+        rejected call lowers the estimate as it returns, so a burst converges within one round trip; the
+        additive increase after successes probes for more capacity, one call at a time."""
+        self._release()
+        if not self.static:
+            self._slow_start = False
+            self._set(min(self._limit, max(self._in_flight, self.minimum)))
 
     def _on_congestion(self) -> None:
         if not self.static:

@@ -25,12 +25,14 @@ from services.synthesizer.fallback import EXTRACTIVE_MODEL, extractive_story
 from services.synthesizer.llm.cache import TwoTierCache
 from services.synthesizer.llm.client import ChatRequest, Completion, OpenAIClient
 from services.synthesizer.llm.coalesce import Coalescer
-from services.synthesizer.llm.errors import BadResponseError, LLMError
+from services.synthesizer.llm.errors import BadResponseError, LLMError, RateLimitedError
 from services.synthesizer.llm.limiter import AdaptiveLimiter
 from services.synthesizer.prompt import PROMPT_VERSION, SourceArticle, build_messages, parse_answer
 
 log = get_logger(__name__)
 tracer = trace.get_tracer("storywire.synthesizer")
+#: 429s answered while other calls were in flight, retried through the limiter without using attempts
+MAX_CAPACITY_RETRIES = 100
 
 
 @dataclass(frozen=True)
@@ -182,13 +184,18 @@ class StoryWriter:
         return None, result
 
     async def _call_with_retries(self, request: ChatRequest) -> tuple[Completion, int, tuple[str, str]]:
+        """Attempts until success or a permanent failure. A 429 while other calls are in flight means "we
+        sent more than the backend serves at once": the limit drops to what is in flight and the call waits
+        for a permit (freed as calls complete, i.e. at the backend's real pace) rather than sleeping
+        Retry-After (whole seconds, often many calls long); such capacity retries do not use up attempts.
+        A 429 with nothing else in flight is a real rate limit: Retry-After is honoured."""
         assert self.client is not None
-        attempt = 0
+        attempt = capacity_retries = 0
         while True:
             attempt += 1
             permit = await self.limiter.acquire()
             with tracer.start_as_current_span("llm.call") as span:
-                span.set_attribute("storywire.llm.attempt", attempt)
+                span.set_attribute("storywire.llm.attempt", attempt + capacity_retries)
                 span.set_attribute("storywire.llm.concurrency_limit", permit.limit_at_start)
                 span.set_attribute("storywire.llm.model", request.model)
                 span.set_attribute("storywire.cache.tier", "miss")
@@ -200,11 +207,17 @@ class StoryWriter:
                             f"answer not in TITLE/SUMMARY format: {completion.text[:60]!r}"
                         )
                 except LLMError as exc:
+                    span.set_attribute("storywire.llm.error", type(exc).__name__)
+                    over_capacity = isinstance(exc, RateLimitedError) and self.limiter.in_flight > 1
+                    if over_capacity and capacity_retries < MAX_CAPACITY_RETRIES:
+                        permit.over_capacity()
+                        capacity_retries += 1
+                        attempt -= 1
+                        continue
                     if exc.congestion:
                         permit.congestion()
                     else:
                         permit.ignore()
-                    span.set_attribute("storywire.llm.error", type(exc).__name__)
                     if not exc.retryable or attempt >= self.retry.max_attempts:
                         exc.attempts = attempt
                         raise

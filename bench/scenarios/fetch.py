@@ -1,0 +1,103 @@
+"""Fetch scenario: 150 article pages served on loopback with 50 ms of latency each.
+
+Variants: a sequential loop (GET then the same parser, one URL at a time) and the fetcher service's
+Fetch stream (per-host concurrency 16). Ideal = latency x ceil(URLs / concurrency) (I/O only; parsing
+the HTML costs CPU on top, reported separately)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+
+import grpc
+import httpx
+from storywire.v1 import fetcher_pb2, fetcher_pb2_grpc
+
+from bench.env import BenchEnv
+from bench.procs import corpus_server
+from bench.report import Row
+from devtools.corpus.build import ROOT as SAMPLE
+from devtools.health import wait_healthy
+from devtools.services import ServiceProcess
+from services.fetcher.http import Fetched, Validators
+from services.fetcher.parse import parse
+
+LATENCY = 0.05
+CONCURRENCY = 16
+
+
+def article_paths(n: int) -> list[str]:
+    labels: dict[str, str] = json.loads((SAMPLE / "manifest.json").read_text())["labels"]
+    return sorted(labels)[:n]
+
+
+def sequential(urls: list[str]) -> tuple[int, float]:
+    parsed, parse_s = 0, 0.0
+    with httpx.Client(timeout=20) as client:
+        for url in urls:
+            r = client.get(url)
+            t0 = time.perf_counter()
+            fetched = Fetched(
+                url,
+                r.status_code,
+                r.headers["content-type"].split(";")[0],
+                r.charset_encoding,
+                r.content,
+                Validators(),
+            )
+            parsed += len(parse(fetched))
+            parse_s += time.perf_counter() - t0
+    return parsed, parse_s
+
+
+async def run(env: BenchEnv) -> list[Row]:
+    n = env.size(150, 40)
+    ideal = LATENCY * math.ceil(n / CONCURRENCY)
+    rows: list[Row] = []
+    with corpus_server(latency=LATENCY) as base:
+        urls = [base + p for p in article_paths(n)]
+        start = time.perf_counter()
+        count, parse_s = await asyncio.to_thread(sequential, urls)
+        wall = time.perf_counter() - start
+        rows.append(
+            Row(
+                "fetch",
+                "sequential loop (GET + parse)",
+                wall,
+                count,
+                "articles",
+                ideal_s=ideal,
+                notes=f"{LATENCY * 1000:.0f} ms/URL; parsing took {parse_s:.2f} s of it",
+            )
+        )
+        proc = ServiceProcess(
+            "fetcher",
+            env={"STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32", "STORYWIRE_LOG_LEVEL": "WARNING"},
+        ).start()
+        try:
+            await wait_healthy(proc.address, "fetcher")
+            request = fetcher_pb2.FetchRequest(
+                urls=urls, options=fetcher_pb2.FetchOptions(per_host_concurrency=CONCURRENCY)
+            )
+            async with grpc.aio.insecure_channel(proc.address) as channel:
+                stub = fetcher_pb2_grpc.FetcherServiceStub(channel)
+                start = time.perf_counter()
+                replies = [r async for r in stub.Fetch(request)]
+                wall = time.perf_counter() - start
+        finally:
+            proc.terminate(15)
+        summary = replies[-1].summary
+        rows.append(
+            Row(
+                "fetch",
+                "storywire fetcher (Fetch stream)",
+                wall,
+                summary.articles,
+                "articles",
+                ideal_s=ideal,
+                notes=f"per-host {CONCURRENCY}; failed={summary.urls_failed}",
+            )
+        )
+    return rows
