@@ -9,7 +9,7 @@ STATE_DIR   ?= .state
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format typecheck proto proto-check proto-lint check bench \
+.PHONY: help setup run test test-fast lint format typecheck proto proto-check proto-lint check deploy-check bench \
         stack-up stack-down stack-status clean
 
 help: ## list targets
@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	$(PY) -m devtools.stack install
+	$(PY) -m devtools.deploycheck install
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv, install dependencies and the PostgreSQL/Redis server binaries
@@ -53,7 +54,10 @@ proto-check: $(STAMP) ## fail if gen/ is stale
 proto-lint: $(STAMP) ## buf lint on protos/
 	cd protos && $(abspath $(VENV))/bin/buf lint
 
-check: lint typecheck proto-check proto-lint ## every static check CI runs
+deploy-check: $(STAMP) ## render and validate the Kubernetes overlays, compose files and Dockerfile
+	$(PY) -m devtools.deploycheck
+
+check: lint typecheck proto-check proto-lint deploy-check ## every static check CI runs
 
 bench: $(STAMP) ## run the benchmarks (BENCH_ARGS="--quick" for the CI size)
 	$(PY) -m bench $(BENCH_ARGS)

@@ -115,9 +115,11 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
-def client_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """Client side: keepalive pings detect a dead peer (a killed pod) on long streams within seconds."""
+def client_options(max_message_bytes: int) -> list[tuple[str, int | str]]:
+    """Client side: keepalive pings detect a dead peer (a killed pod) on long streams within seconds;
+    round_robin spreads calls over every address a name resolves to (a headless Service's pods)."""
     return [
+        ("grpc.lb_policy_name", "round_robin"),
         *message_options(max_message_bytes),
         ("grpc.keepalive_time_ms", KEEPALIVE_MS),
         ("grpc.keepalive_timeout_ms", 10_000),
