@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import grpc
 from storywire.v1 import store_pb2_grpc, synthesizer_pb2_grpc
 
 from runtime.client import open_channel
-
-if TYPE_CHECKING:
-    StoreStub = store_pb2_grpc.StoreServiceAsyncStub
-    SynthStub = synthesizer_pb2_grpc.SynthesizerServiceAsyncStub
-else:
-    StoreStub = store_pb2_grpc.StoreServiceStub
-    SynthStub = synthesizer_pb2_grpc.SynthesizerServiceStub
+from runtime.stubs import StoreStub
+from runtime.stubs import SynthesizerStub as SynthStub
 
 T = TypeVar("T")
 

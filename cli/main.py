@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from storywire.v1 import common_pb2, store_pb2, synthesizer_pb2
 
-from cli.client import CliError, StoreStub, call, store_stub, synth_stub
+from cli.client import CliError, call, store_stub, synth_stub
 from cli.render import as_json, jobs_table, print_story, stories_table, timing_table
+from runtime.stubs import StoreStub
 from runtime.telemetry import flush_telemetry, setup_telemetry
 
 app = typer.Typer(help="storywire: web content in, LLM-written stories out.", no_args_is_help=True)

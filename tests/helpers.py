@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from devtools.health import wait_healthy
 from devtools.services import ServiceProcess
 
 __all__ = ["ServiceProcess", "health_status", "reflected_services", "wait_serving"]
 
 
-async def wait_serving(address: str, timeout: float = 30.0, service: str = "") -> None:
-    """Wait until the server at ``address`` answers SERVING, or fail with the last status seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub: Any = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
-                last = reply.status
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError as exc:
-                last = exc.code()
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{address} not SERVING after {timeout}s (last: {last})")
+async def wait_serving(address: str, timeout: float = 30.0) -> None:
+    """Wait until the server at ``address`` answers SERVING (fails naming it otherwise)."""
+    await wait_healthy(address, "service", timeout)
 
 
 async def health_status(address: str, service: str = "") -> int:

@@ -17,7 +17,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc, synthesizer_pb2, synthesizer_pb2_grpc
@@ -32,13 +32,9 @@ from devtools.health import wait_healthy
 from devtools.services import ServiceProcess
 from devtools.stack.proc import free_port
 from runtime.ids import article_id, content_hash
+from runtime.stubs import StoreStub
 from services.synthesizer.clustering import Doc, cluster_docs
 from services.synthesizer.prompt import SourceArticle
-
-if TYPE_CHECKING:
-    StoreStub = store_pb2_grpc.StoreServiceAsyncStub
-else:
-    StoreStub = store_pb2_grpc.StoreServiceStub
 
 
 def corpus_articles() -> list[common_pb2.Article]:

@@ -9,7 +9,7 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -18,16 +18,10 @@ from storywire.v1 import common_pb2, fetcher_pb2_grpc, store_pb2, store_pb2_grpc
 
 from runtime.client import open_channel
 from runtime.logging import get_logger
+from runtime.stubs import FetcherStub, StoreStub
 from services.synthesizer.engine import Engine
 from services.synthesizer.jobrun import JobRun
 from services.synthesizer.settings import SynthesizerSettings
-
-if TYPE_CHECKING:
-    StoreStub = store_pb2_grpc.StoreServiceAsyncStub
-    FetcherStub = fetcher_pb2_grpc.FetcherServiceAsyncStub
-else:
-    StoreStub = store_pb2_grpc.StoreServiceStub
-    FetcherStub = fetcher_pb2_grpc.FetcherServiceStub
 
 log = get_logger(__name__)
 tracer = trace.get_tracer("storywire.synthesizer")

@@ -7,7 +7,6 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -18,13 +17,11 @@ from devtools.llmsim import SimConfig, Simulator, start_simulator
 from devtools.services import ServiceProcess
 from devtools.stack import Stack
 from devtools.stack.proc import free_port
+from runtime.stubs import StoreStub as Store
+
+__all__ = ["Store"]
 from tests.conftest import make_state_dir
 from tests.helpers import wait_serving
-
-if TYPE_CHECKING:
-    Store = store_pb2_grpc.StoreServiceAsyncStub
-else:
-    Store = store_pb2_grpc.StoreServiceStub
 
 SERVICES = ("store", "fetcher", "synthesizer")
 

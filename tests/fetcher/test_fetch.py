@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import pytest
@@ -14,14 +14,10 @@ from storywire.v1 import common_pb2, fetcher_pb2, fetcher_pb2_grpc
 from devtools.corpus.server import CorpusServer
 from runtime.server import ServerHandle, start_server
 from runtime.settings import load_settings
+from runtime.stubs import FetcherStub as Fetcher
 from services.fetcher.service import FetcherService
 from services.fetcher.settings import FetcherSettings
 from tests.fetcher.hostile import Hostile, start
-
-if TYPE_CHECKING:
-    Fetcher = fetcher_pb2_grpc.FetcherServiceAsyncStub
-else:
-    Fetcher = fetcher_pb2_grpc.FetcherServiceStub
 
 pytestmark = pytest.mark.integration
 E = common_pb2

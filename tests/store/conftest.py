@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -12,15 +11,14 @@ from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
 from devtools.stack import StackInfo
 from runtime.server import ServerHandle, start_server
 from runtime.settings import load_settings
+from runtime.stubs import StoreStub as Store
+
+__all__ = ["Store"]
 from services.store.service import StoreService
 from services.store.settings import StoreSettings
 from tests.helpers import wait_serving
 
 pytestmark = pytest.mark.integration
-if TYPE_CHECKING:
-    Store = store_pb2_grpc.StoreServiceAsyncStub  # exists only in the generated stubs
-else:
-    Store = store_pb2_grpc.StoreServiceStub
 
 
 def store_settings(dsn: str, **overrides: object) -> StoreSettings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -12,13 +11,9 @@ from storywire.v1 import common_pb2, synthesizer_pb2, synthesizer_pb2_grpc
 from devtools.corpus.build import compose
 from runtime.ids import article_id, content_hash
 from runtime.server import start_server
+from runtime.stubs import SynthesizerStub as Stub
 from services.synthesizer.service import SynthesizerService
 from tests.synthesizer.conftest import Sim, engine_for
-
-if TYPE_CHECKING:
-    Stub = synthesizer_pb2_grpc.SynthesizerServiceAsyncStub
-else:
-    Stub = synthesizer_pb2_grpc.SynthesizerServiceStub
 
 pytestmark = pytest.mark.integration
 
