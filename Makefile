@@ -9,7 +9,7 @@ STATE_DIR   ?= .state
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format typecheck proto proto-check proto-lint check deploy-check bench \
+.PHONY: help setup run test test-fast lint format typecheck proto proto-check proto-lint check deploy-check llm-setup bench \
         stack-up stack-down stack-status clean
 
 help: ## list targets
@@ -53,6 +53,9 @@ proto-check: $(STAMP) ## fail if gen/ is stale
 
 proto-lint: $(STAMP) ## buf lint on protos/
 	cd protos && $(abspath $(VENV))/bin/buf lint
+
+llm-setup: $(STAMP) ## build llama-server and fetch the SmolLM2 model (offline LLM; ~6 min once, cached)
+	$(PY) -m devtools.localllm install
 
 deploy-check: $(STAMP) ## render and validate the Kubernetes overlays, compose files and Dockerfile
 	$(PY) -m devtools.deploycheck
