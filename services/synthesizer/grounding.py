@@ -5,7 +5,8 @@ Rules (each failure is a reason string):
 - it is not a copy of the prompt (instructions or the "Article N:" scaffolding);
 - every number it states appears in the source articles (thousands separators ignored);
 - every capitalised word that is not the first of a sentence (names, places, months: the facts a small
-  model invents) appears in the source articles.
+  model invents) appears in the source articles (a possessive counts as its name);
+- no sentence is repeated (the loop a small model falls into, which passes the fact checks).
 This is stricter than asking for overlap: one invented name or figure rejects the story.
 """
 
@@ -32,12 +33,22 @@ def _numbers(text: str) -> set[str]:
 
 
 def _capitalised(text: str) -> set[str]:
-    """Capitalised words that do not start a sentence."""
+    """Capitalised words that do not start a sentence, possessives reduced to the name."""
     found: set[str] = set()
     for sentence in re.split(r"(?<=[.!?:;])\s+|\n+", text):
-        words = _WORD.findall(sentence)
-        found.update(w for w in words[1:] if w[0].isupper() and w not in _ALLOWED)
+        words = [re.sub("['\\u2019]s$", "", w) for w in _WORD.findall(sentence)]
+        found.update(w for w in words[1:] if w and w[0].isupper() and w not in _ALLOWED)
     return found
+
+
+def _repeated_sentence(text: str) -> str | None:
+    seen: set[str] = set()
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        key = " ".join(sentence.lower().split())
+        if len(key) > 20 and key in seen:
+            return sentence[:60]
+        seen.add(key)
+    return None
 
 
 def check(title: str, summary: str, articles: Sequence[SourceArticle]) -> list[str]:
@@ -56,6 +67,9 @@ def check(title: str, summary: str, articles: Sequence[SourceArticle]) -> list[s
     missing_numbers = sorted(_numbers(story) - _numbers(source))
     if missing_numbers:
         problems.append("numbers not in the articles: " + ", ".join(missing_numbers[:5]))
+    repeated = _repeated_sentence(summary)
+    if repeated:
+        problems.append(f"repeats a sentence: {repeated!r}")
     missing_names = sorted(w for w in _capitalised(story) if w not in source_words)
     if missing_names:
         problems.append("names not in the articles: " + ", ".join(missing_names[:5]))

@@ -219,6 +219,10 @@ class JobRun:
                         self.state = S.JOB_STATE_SYNTHESIZING
                         await self._update(S.JOB_STATE_SYNTHESIZING)
                     cluster.done += len(response.cluster.article_ids)
+                    if self.stages[S.STAGE_FETCH].HasField("finished_at"):
+                        self._stamp(
+                            S.STAGE_CLUSTER, finished=True
+                        )  # the input ended: this is the last release
                     self._stamp(S.STAGE_SYNTHESIZE)
                     synth.total += 1
                 elif kind == "story":
@@ -233,7 +237,8 @@ class JobRun:
                 self._dirty.set()
         finally:
             await stories.put(None)
-        self._stamp(S.STAGE_CLUSTER, finished=True)
+        if not cluster.HasField("finished_at"):
+            self._stamp(S.STAGE_CLUSTER, finished=True)
         self._stamp(S.STAGE_SYNTHESIZE, finished=True)
         if self.state != S.JOB_STATE_STORING:
             self.state = S.JOB_STATE_STORING

@@ -218,7 +218,13 @@ class StoryWriter:
                         permit.congestion()
                     else:
                         permit.ignore()
-                    if not exc.retryable or attempt >= self.retry.max_attempts:
+                    # an answer in the wrong format is rarely fixed by asking again the same way
+                    limit = (
+                        min(2, self.retry.max_attempts)
+                        if isinstance(exc, BadResponseError)
+                        else self.retry.max_attempts
+                    )
+                    if not exc.retryable or attempt >= limit:
                         exc.attempts = attempt
                         raise
                     delay = self.retry.delay(attempt, exc.retry_after)
