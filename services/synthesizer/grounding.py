@@ -5,7 +5,8 @@ Rules (each failure is a reason string):
 - it is not a copy of the prompt (instructions or the "Article N:" scaffolding);
 - every number it states appears in the source articles (thousands separators ignored);
 - every capitalised word that is not the first of a sentence (names, places, months: the facts a small
-  model invents) appears in the source articles (a possessive counts as its name);
+  model invents) appears in the source articles (a possessive counts as its name; in the title, which is
+  often in Title Case, in any letter case);
 - no sentence is repeated (the loop a small model falls into, which passes the fact checks).
 This is stricter than asking for overlap: one invented name or figure rejects the story.
 """
@@ -70,7 +71,11 @@ def check(title: str, summary: str, articles: Sequence[SourceArticle]) -> list[s
     repeated = _repeated_sentence(summary)
     if repeated:
         problems.append(f"repeats a sentence: {repeated!r}")
-    missing_names = sorted(w for w in _capitalised(story) if w not in source_words)
+    # headlines are often in Title Case: there a word may appear in the sources in any case
+    lower_words = {w.lower() for w in source_words}
+    missing = {w for w in _capitalised(summary) if w not in source_words}
+    missing |= {w for w in _capitalised(title) if w not in source_words and w.lower() not in lower_words}
+    missing_names = sorted(missing)
     if missing_names:
         problems.append("names not in the articles: " + ", ".join(missing_names[:5]))
     return problems

@@ -40,3 +40,16 @@ def test_prompt_scaffolding_is_rejected() -> None:
         "Helio Grid", "Article 1: Helio Grid opens 480-megawatt solar farm. The farm.", SOURCE
     )
     assert "copies the prompt" in problems
+
+
+def test_title_case_headlines_are_not_invented_names() -> None:
+    title = "Helio Grid Switched On Its Solar Farm"
+    assert (
+        grounding.check(title, "Helio Grid switched on its 480-megawatt solar farm at Dunmore Flats.", SOURCE)
+        == []
+    )
+    assert "names not in the articles: Scotland" in grounding.check(
+        "Helio Grid Farm In Scotland",
+        "Helio Grid switched on its 480-megawatt solar farm at Dunmore Flats.",
+        SOURCE,
+    )
