@@ -26,6 +26,7 @@ from services.synthesizer.settings import SynthesizerSettings
 log = get_logger(__name__)
 tracer = trace.get_tracer("storywire.synthesizer")
 CLAIM_WAIT_SECONDS = 20
+OUTAGE_WARNING_SECONDS = 5.0
 
 
 class Coordinator:
@@ -59,18 +60,35 @@ class Coordinator:
             worker_id=self.worker_id, lease=lease, wait_time=Duration(seconds=CLAIM_WAIT_SECONDS)
         )
         delay = 0.2
+        failing_since: float | None = None
+        last_warning = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                reply = await self.store.ClaimJob(request, timeout=CLAIM_WAIT_SECONDS + 10)
-            except grpc.aio.AioRpcError as exc:
-                address = self.settings.store_address
-                log.warning(
-                    "cannot claim jobs: the store is unreachable", address=address, code=exc.code().name
+                # wait_for_ready: a store that is not listening yet is waited for, not reported as down
+                reply = await self.store.ClaimJob(
+                    request, timeout=CLAIM_WAIT_SECONDS + 10, wait_for_ready=True
                 )
+            except grpc.aio.AioRpcError as exc:
+                now = loop.time()
+                failing_since = failing_since or now
+                # a store that is still connecting to PostgreSQL answers UNAVAILABLE for a moment at start:
+                # only an outage that lasts deserves a warning (then one every 10 s)
+                if now - failing_since > OUTAGE_WARNING_SECONDS and now - last_warning > 10:
+                    last_warning = now
+                    log.warning(
+                        "cannot claim jobs: the store is unavailable",
+                        address=self.settings.store_address,
+                        code=exc.code().name,
+                        detail=exc.details(),
+                        for_seconds=round(now - failing_since),
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            delay = 0.2
+            if failing_since is not None and last_warning:
+                log.info("the store is available again", address=self.settings.store_address)
+            failing_since, last_warning, delay = None, 0.0, 0.2
             if reply.HasField("job"):
                 await self._run(reply.job, reply.lease_token)
 
