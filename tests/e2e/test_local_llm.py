@@ -48,10 +48,10 @@ async def test_local_model_writes_stories_that_are_grounded_or_marked() -> None:
         assert r.llm_calls >= 1
         assert r.title
         assert r.summary
-        assert r.prompt_tokens > 0
+        assert r.prompt_tokens > 0  # spent even when the answer is then rejected
         assert not r.estimated  # llama-server reports usage
-        if r.fallback:
-            assert r.fallback_reason.startswith("grounding check failed")
+        if r.fallback:  # a small model: not grounded, or not in the asked format
+            assert r.fallback_reason.startswith(("grounding check failed", "LLM failed: BadResponseError"))
             assert r.model == "extractive"
         else:
             assert r.grounding_rejections <= 1

@@ -89,6 +89,20 @@ class _Generated:
     calls: int = field(default=0, compare=False)
 
 
+@dataclass
+class _Spent:
+    """Tokens of every completion received for one story, including answers that were then rejected."""
+
+    prompt: int = 0
+    completion: int = 0
+    estimated: bool = False
+
+    def add(self, c: Completion) -> None:
+        self.prompt += c.prompt_tokens
+        self.completion += c.completion_tokens
+        self.estimated = self.estimated or c.estimated
+
+
 class StoryWriter:
     def __init__(
         self,
@@ -139,8 +153,7 @@ class StoryWriter:
         self, key: str, articles: Sequence[SourceArticle], params: GenParams
     ) -> tuple[_Generated | None, StoryResult]:
         calls = attempts = rejections = 0
-        prompt_tokens = completion_tokens = 0
-        estimated = False
+        spent = _Spent()  # every completion received counts, parsed or not
         reason = "no LLM backend configured (STORYWIRE_LLM_BASE_URL is empty)"
         for strict in (False, True):
             if self.client is None:
@@ -149,7 +162,7 @@ class StoryWriter:
                 params.model, build_messages(articles, strict), params.max_tokens, params.temperature
             )
             try:
-                completion, tries, answer = await self._call_with_retries(request)
+                _, tries, answer = await self._call_with_retries(request, spent)
             except LLMError as exc:
                 attempts += exc.attempts
                 calls += exc.attempts
@@ -157,9 +170,7 @@ class StoryWriter:
                 break
             attempts += tries
             calls += tries
-            prompt_tokens += completion.prompt_tokens
-            completion_tokens += completion.completion_tokens
-            estimated = estimated or completion.estimated
+            prompt_tokens, completion_tokens, estimated = spent.prompt, spent.completion, spent.estimated
             title, summary = answer
             problems = grounding.check(title, summary, articles)
             if not problems:
@@ -177,13 +188,15 @@ class StoryWriter:
             span.set_attribute("storywire.fallback.reason", reason[:200])
             title, summary = extractive_story(articles)
         result = StoryResult(
-            title, summary, EXTRACTIVE_MODEL, PROMPT_VERSION, prompt_tokens, completion_tokens, estimated,
+            title, summary, EXTRACTIVE_MODEL, PROMPT_VERSION, spent.prompt, spent.completion, spent.estimated,
             fallback=True, fallback_reason=reason, attempts=attempts, llm_calls=calls,
             grounding_rejections=rejections,
         )  # fmt: skip
         return None, result
 
-    async def _call_with_retries(self, request: ChatRequest) -> tuple[Completion, int, tuple[str, str]]:
+    async def _call_with_retries(
+        self, request: ChatRequest, spent: _Spent
+    ) -> tuple[Completion, int, tuple[str, str]]:
         """Attempts until success or a permanent failure. A 429 while other calls are in flight means "we
         sent more than the backend serves at once": the limit drops to what is in flight and the call waits
         for a permit (freed as calls complete, i.e. at the backend's real pace) rather than sleeping
@@ -201,6 +214,7 @@ class StoryWriter:
                 span.set_attribute("storywire.cache.tier", "miss")
                 try:
                     completion = await self.client.complete(request)
+                    spent.add(completion)
                     answer = parse_answer(completion.text)
                     if answer is None:
                         raise BadResponseError(
