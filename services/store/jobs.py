@@ -75,6 +75,24 @@ def snapshot_event(job: common_pb2.Job) -> store_pb2.WatchJobResponse:
     return store_pb2.WatchJobResponse(snapshot=job)
 
 
+async def _retire_stale_stories(
+    conn: Conn, job_id: uuid.UUID, keep: list[str], stages: dict[str, Any]
+) -> dict[str, Any]:
+    """Delete the job's stories whose cluster key the final attempt did not produce; return the store
+    stage's counters recounted."""
+    await conn.execute("DELETE FROM stories WHERE job_id = $1 AND NOT (cluster_key = ANY($2))", job_id, keep)
+    counts = required(
+        await conn.fetchrow(
+            """SELECT count(*) AS done, count(*) FILTER (WHERE fallback) AS failed
+               FROM stories WHERE job_id = $1""",
+            job_id,
+        )
+    )
+    store = dict(stages.get("store", {}))
+    store.update(done=int(counts["done"]), failed=int(counts["failed"]), total=int(counts["done"]))
+    return store
+
+
 class Jobs:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -220,6 +238,8 @@ class Jobs:
                     raise PreconditionError(f"stage {progress.stage} is not a valid stage")
                 stages[name] = stage_to_json(progress, stages.get(name, {}))
             final = target in jobstate.FINAL
+            if target == jobstate.DONE and req.final_cluster_keys:
+                stages["store"] = await _retire_stale_stories(conn, jid, list(req.final_cluster_keys), stages)
             updated = await conn.fetchrow(
                 """UPDATE jobs SET state = $2, stages = $3::jsonb, totals = coalesce($4, totals),
                           error = CASE WHEN $5 = '' THEN error ELSE $5 END,

@@ -45,6 +45,7 @@ class JobRun:
         self.warnings: list[str] = []
         self._sources: set[str] = set()
         self._first_error = ""
+        self._written_keys: set[str] = set()  # cluster keys of the stories this attempt wrote
         self._dirty = asyncio.Event()
 
     def _stamp(self, stage: common_pb2.Stage.ValueType, finished: bool = False) -> None:
@@ -56,12 +57,16 @@ class JobRun:
         self._dirty.set()
 
     async def _update(
-        self, state: common_pb2.JobState.ValueType = S.JOB_STATE_UNSPECIFIED, error: str = ""
+        self,
+        state: common_pb2.JobState.ValueType = S.JOB_STATE_UNSPECIFIED,
+        error: str = "",
+        final_keys: list[str] | None = None,
     ) -> None:
         warnings, self.warnings = self.warnings, []
         request = store_pb2.UpdateJobRequest(
             job_id=self.job.id, lease_token=self.token, state=state, stages=list(self.stages.values()),
             totals=self.totals, error=error, trace_id=current_trace_id(), warnings=warnings,
+            final_cluster_keys=final_keys or [],
         )  # fmt: skip
         try:
             reply = await self.c.store.UpdateJob(request, timeout=15)
@@ -89,7 +94,7 @@ class JobRun:
                 )
                 return
             self.state = S.JOB_STATE_DONE
-            await self._update(S.JOB_STATE_DONE)
+            await self._update(S.JOB_STATE_DONE, final_keys=sorted(self._written_keys))
             log.info("job done", job_id=self.job.id, seconds=round(time.perf_counter() - started, 3),
                      stories=self.stages[S.STAGE_SYNTHESIZE].done, llm_calls=self.totals.llm_calls,
                      cache_hits=self.totals.cache_hits, fallbacks=self.totals.fallbacks)  # fmt: skip
@@ -229,6 +234,7 @@ class JobRun:
                     synth.done += 1
                     synth.failed += int(response.story.fallback)
                     self.totals.CopyFrom(session.totals.proto)
+                    self._written_keys.add(response.story.cluster_key)
                     await stories.put(response.story)
                 else:
                     cluster.failed = response.summary.unclustered_articles

@@ -9,8 +9,9 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from storywire.v1 import common_pb2, store_pb2
 
-from tests.factories import unique
+from tests.factories import make_story, unique
 from tests.store.conftest import Store, spec, submit
+from tests.store.test_writes import stream_stories
 
 pytestmark = pytest.mark.integration
 
@@ -176,3 +177,19 @@ async def test_list_jobs_pages(store: Store) -> None:
         if not token:
             break
     assert len(seen) == len(set(seen)) >= 5
+
+
+async def test_done_with_final_keys_retires_stale_stories(store: Store) -> None:
+    """A resumed attempt that clustered differently: stories under keys it did not produce are removed."""
+    job = await submit(store)
+    token = await claim_job(store, job.id, "worker-final")
+    await store.PutStories(stream_stories([make_story(job.id, k) for k in ("k1", "k2", "stale")]))
+    reply = await store.UpdateJob(
+        store_pb2.UpdateJobRequest(
+            job_id=job.id, lease_token=token, state=common_pb2.JOB_STATE_DONE, final_cluster_keys=["k1", "k2"]
+        )
+    )
+    listed = await store.ListStories(store_pb2.ListStoriesRequest(job_id=job.id))
+    assert sorted(s.cluster_key for s in listed.stories) == ["k1", "k2"]
+    stored = next(s for s in reply.job.stages if s.stage == common_pb2.STAGE_STORE)
+    assert (stored.done, stored.total) == (2, 2)

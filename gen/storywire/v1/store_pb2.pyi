@@ -427,6 +427,7 @@ class UpdateJobRequest(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
+    FINAL_CLUSTER_KEYS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     lease_token: _builtins.str
@@ -449,6 +450,13 @@ class UpdateJobRequest(_message.Message):
     def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Non-fatal warnings to announce to watchers."""
 
+    @_builtins.property
+    def final_cluster_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """With state JOB_STATE_DONE: the cluster keys of every story this attempt wrote. Stories of the job
+        under other keys (left by an earlier attempt that clustered differently) are removed, so a resumed
+        job ends with exactly one story per cluster of its final attempt. Empty = keep all.
+        """
+
     def __init__(
         self,
         *,
@@ -460,10 +468,11 @@ class UpdateJobRequest(_message.Message):
         error: _builtins.str = ...,
         trace_id: _builtins.str = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
+        final_cluster_keys: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "job_id", b"job_id", "lease_token", b"lease_token", "stages", b"stages", "state", b"state", "totals", b"totals", "trace_id", b"trace_id", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "final_cluster_keys", b"final_cluster_keys", "job_id", b"job_id", "lease_token", b"lease_token", "stages", b"stages", "state", b"state", "totals", b"totals", "trace_id", b"trace_id", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
