@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-from devtools.stack.proc import free_port, port_open
-
-
-def _wait(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if port_open(port):
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start")
+from devtools.stack.proc import free_port, wait_for_port
 
 
 @contextmanager
@@ -34,7 +22,7 @@ def simulator(**config: Any) -> Iterator[str]:
         argv += [f"--{key.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(port, proc, "the LLM simulator")
+        wait_for_port(port, "the LLM simulator", proc)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.terminate()
@@ -56,7 +44,7 @@ def corpus_server(latency: float = 0.0) -> Iterator[str]:
     argv = [sys.executable, "-m", "devtools.corpus.server", "--port", str(port), "--latency", str(latency)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(port, proc, "the corpus server")
+        wait_for_port(port, "the corpus server", proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -17,7 +17,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from devtools import localllm
@@ -25,22 +24,11 @@ from devtools.corpus.build import ROOT as SAMPLE
 from devtools.health import wait_healthy
 from devtools.services import ServiceProcess
 from devtools.stack import Stack
-from devtools.stack.proc import StackError, free_port, port_open
+from devtools.stack.proc import StackError, free_port, wait_for_port
 from runtime.client import ServiceUnavailableError
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("store", "fetcher", "synthesizer")
-
-
-def wait_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(port):
-            return
-        if proc.poll() is not None:
-            raise StackError(f"{what} exited with code {proc.returncode}")
-        time.sleep(0.05)
-    raise StackError(f"{what} did not listen on port {port}")
 
 
 def choose_llm(helpers: list[subprocess.Popen[bytes]], local_llm: list[localllm.LocalLLM]) -> dict[str, str]:
@@ -72,7 +60,7 @@ def choose_llm(helpers: list[subprocess.Popen[bytes]], local_llm: list[localllm.
             "0.4",
         ]
         helpers.append(subprocess.Popen(sim, stdout=subprocess.DEVNULL))
-        wait_port(sim_port, "the LLM simulator", helpers[-1])
+        wait_for_port(sim_port, "the LLM simulator", helpers[-1])
         env |= {
             "STORYWIRE_LLM_BASE_URL": f"http://127.0.0.1:{sim_port}/v1",
             "STORYWIRE_LLM_MODEL": "simulator",
@@ -96,7 +84,7 @@ def main() -> int:
         helpers.append(
             subprocess.Popen([sys.executable, "-m", "devtools.corpus.server", "--port", str(corpus_port)])
         )
-        wait_port(corpus_port, "the sample corpus server", helpers[-1])
+        wait_for_port(corpus_port, "the sample corpus server", helpers[-1])
         base = f"http://127.0.0.1:{corpus_port}"
 
         env = {**info.env(), "STORYWIRE_LOG_LEVEL": "WARNING", "STORYWIRE_LOG_FORMAT": "console",

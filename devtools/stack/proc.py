@@ -30,6 +30,18 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def wait_for_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Wait until a process we started listens on ``port``; fail at once if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        if proc.poll() is not None:
+            raise StackError(f"{what} exited with code {proc.returncode}")
+        time.sleep(0.05)
+    raise StackError(f"{what} did not listen on port {port} within {timeout:g}s")
+
+
 def is_root() -> bool:
     return os.geteuid() == 0
 

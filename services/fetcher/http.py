@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -197,7 +196,3 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None
-
-
-def now() -> float:
-    return time.monotonic()

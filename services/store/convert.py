@@ -79,11 +79,17 @@ def stage_to_json(progress: common_pb2.StageProgress, previous: Mapping[str, Any
     return out
 
 
+def stages_of(row: Row) -> dict[str, Any]:
+    """A job row's stage counters (asyncpg returns jsonb as text unless a codec is set)."""
+    value = row["stages"]
+    stages: dict[str, Any] = json.loads(value) if isinstance(value, str) else dict(value or {})
+    return stages
+
+
 def job_to_proto(row: Row) -> common_pb2.Job:
     now = dt.datetime.now(dt.UTC)
     spec = common_pb2.JobSpec.FromString(row["spec"])
-    stages_json = row["stages"]
-    stages = json.loads(stages_json) if isinstance(stages_json, str) else (stages_json or {})
+    stages = stages_of(row)
     job = common_pb2.Job(
         id=str(row["id"]),
         spec=spec,

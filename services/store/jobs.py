@@ -21,6 +21,7 @@ from services.store.convert import (
     job_to_proto,
     page_size,
     stage_to_json,
+    stages_of,
 )
 from services.store.database import Conn, Database, required
 from services.store.validation import parse_uuid, validate_spec
@@ -75,21 +76,27 @@ def snapshot_event(job: common_pb2.Job) -> store_pb2.WatchJobResponse:
     return store_pb2.WatchJobResponse(snapshot=job)
 
 
-async def _retire_stale_stories(
-    conn: Conn, job_id: uuid.UUID, keep: list[str], stages: dict[str, Any]
-) -> dict[str, Any]:
-    """Delete the job's stories whose cluster key the final attempt did not produce; return the store
-    stage's counters recounted."""
-    await conn.execute("DELETE FROM stories WHERE job_id = $1 AND NOT (cluster_key = ANY($2))", job_id, keep)
-    counts = required(
+async def story_counts(conn: Conn, job_id: uuid.UUID) -> tuple[int, int]:
+    """(stories stored, of which fallbacks) for a job: the store stage's counters."""
+    row = required(
         await conn.fetchrow(
             """SELECT count(*) AS done, count(*) FILTER (WHERE fallback) AS failed
                FROM stories WHERE job_id = $1""",
             job_id,
         )
     )
+    return int(row["done"]), int(row["failed"])
+
+
+async def _retire_stale_stories(
+    conn: Conn, job_id: uuid.UUID, keep: list[str], stages: dict[str, Any]
+) -> dict[str, Any]:
+    """Delete the job's stories whose cluster key the final attempt did not produce; return the store
+    stage's counters recounted."""
+    await conn.execute("DELETE FROM stories WHERE job_id = $1 AND NOT (cluster_key = ANY($2))", job_id, keep)
+    done, failed = await story_counts(conn, job_id)
     store = dict(stages.get("store", {}))
-    store.update(done=int(counts["done"]), failed=int(counts["failed"]), total=int(counts["done"]))
+    store.update(done=done, failed=failed, total=done)
     return store
 
 
@@ -230,7 +237,7 @@ class Jobs:
                     jobstate.check_transition(row["state"], target)
                 except jobstate.TransitionError as exc:
                     raise PreconditionError(str(exc)) from None
-            stages = json.loads(row["stages"]) if isinstance(row["stages"], str) else dict(row["stages"])
+            stages = stages_of(row)
             events: list[store_pb2.WatchJobResponse] = []
             for progress in req.stages:
                 name = STAGE_NAMES.get(progress.stage)

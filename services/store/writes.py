@@ -18,7 +18,7 @@ from storywire.v1 import common_pb2, store_pb2
 from runtime.logging import get_logger
 from services.store.convert import from_ts, job_to_proto
 from services.store.database import TRANSIENT_ERRORS, Conn, Database, required
-from services.store.jobs import append_events
+from services.store.jobs import append_events, story_counts
 from services.store.validation import article_id, article_problem, story_id, story_problem
 
 log = get_logger(__name__)
@@ -229,13 +229,7 @@ class Writer:
         for r in changed:
             by_job.setdefault(r["job_id"], []).append(r)
         for job_id, rows in sorted(by_job.items()):
-            counters = required(
-                await conn.fetchrow(
-                    """SELECT count(*) AS done, count(*) FILTER (WHERE fallback) AS failed
-                       FROM stories WHERE job_id = $1""",
-                    job_id,
-                )
-            )
+            done, failed = await story_counts(conn, job_id)
             job_row = await conn.fetchrow(
                 """UPDATE jobs SET stages = jsonb_set(stages, '{store}',
                        coalesce(stages->'store', jsonb_build_object('started_at', now()))
@@ -245,8 +239,8 @@ class Writer:
                        updated_at = now()
                    WHERE id = $1 RETURNING *""",
                 job_id,
-                counters["done"],
-                counters["failed"],
+                done,
+                failed,
             )
             job = job_to_proto(required(job_row))
             events = [

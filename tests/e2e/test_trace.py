@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from devtools.services import ROOT
 from tests.e2e.conftest import Deployment
+from tests.helpers import wait_serving
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,7 @@ async def test_one_trace_per_job_across_services(
     deployment.env["STORYWIRE_OTLP_ENDPOINT"] = endpoint
     try:
         for name in ("store", "fetcher", "synthesizer"):
-            await _serving(deployment.start(name).address)
+            await wait_serving(deployment.start(name).address)
         env = {**os.environ, **deployment.env}
         argv = [sys.executable, "-m", "cli", "run", "--json", "--model", "sim-trace", *deployment.urls()]
         cli = await asyncio.to_thread(
@@ -94,7 +95,7 @@ async def test_one_trace_per_job_across_services(
             await asyncio.to_thread(deployment.procs[name].terminate, 15)
         deployment.env.pop("STORYWIRE_OTLP_ENDPOINT")
         for name in ("store", "fetcher", "synthesizer"):
-            await _serving(deployment.start(name).address)
+            await wait_serving(deployment.start(name).address)
 
     root = next(s for s in collector.spans if s.name == "storywire.run")
     trace = [s for s in collector.spans if s.trace_id == root.trace_id]
