@@ -36,6 +36,8 @@ from runtime.stubs import StoreStub
 from services.synthesizer.clustering import Doc, cluster_docs
 from services.synthesizer.prompt import SourceArticle
 
+STREAM_BATCH = 50  # articles per Synthesize message
+
 
 def corpus_articles() -> list[common_pb2.Article]:
     out = []
@@ -72,8 +74,9 @@ async def synthesize(address: str, articles: list[common_pb2.Article], model: st
         yield synthesizer_pb2.SynthesizeRequest(
             config=synthesizer_pb2.SynthesisConfig(job_id="bench", model=model)
         )
-        for a in articles:
-            yield synthesizer_pb2.SynthesizeRequest(article=a)
+        for i in range(0, len(articles), STREAM_BATCH):
+            batch = synthesizer_pb2.ArticleBatch(articles=articles[i : i + STREAM_BATCH])
+            yield synthesizer_pb2.SynthesizeRequest(batch=batch)
 
     async with grpc.aio.insecure_channel(address) as channel:
         stub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)

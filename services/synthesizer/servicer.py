@@ -51,9 +51,16 @@ class SynthesizerServicer(synthesizer_pb2_grpc.SynthesizerServiceServicer):
             index = 0
             async for request in request_iterator:
                 index += 1
-                if request.WhichOneof("item") != "article":
+                kind = request.WhichOneof("item")
+                if kind == "article":
+                    yield request.article
+                elif kind == "batch":
+                    for article in request.batch.articles:
+                        yield article
+                elif kind == "config":
                     raise BadStreamError(f"message {index}: only the first message may carry `config`")
-                yield request.article
+                else:
+                    raise BadStreamError(f"message {index}: carries neither `article` nor `batch`")
 
         session = self.engine.session(first.config)
         try:

@@ -33,9 +33,15 @@ def corpus_articles() -> list[common_pb2.Article]:
 
 
 async def requests(
-    config: synthesizer_pb2.SynthesisConfig, articles: list[common_pb2.Article]
+    config: synthesizer_pb2.SynthesisConfig, articles: list[common_pb2.Article], batch: int = 0
 ) -> AsyncIterator[synthesizer_pb2.SynthesizeRequest]:
+    """The config, then one message per article, or per `batch` articles."""
     yield synthesizer_pb2.SynthesizeRequest(config=config)
+    if batch:
+        for i in range(0, len(articles), batch):
+            chunk = synthesizer_pb2.ArticleBatch(articles=articles[i : i + batch])
+            yield synthesizer_pb2.SynthesizeRequest(batch=chunk)
+        return
     for a in articles:
         yield synthesizer_pb2.SynthesizeRequest(article=a)
 
@@ -49,7 +55,8 @@ async def test_stream_of_corpus_gives_one_story_per_cluster(sim: Sim) -> None:
             config = synthesizer_pb2.SynthesisConfig(job_id="job-1", min_articles_per_story=2)
             responses = [r async for r in stub.Synthesize(requests(config, corpus_articles()))]
             stats = await stub.GetCacheStats(synthesizer_pb2.GetCacheStatsRequest())
-            again = [r async for r in stub.Synthesize(requests(config, corpus_articles()))]
+            # the same articles in batches of 40 (the last one short)
+            again = [r async for r in stub.Synthesize(requests(config, corpus_articles(), 40))]
     finally:
         await handle.stop()
     clusters = [r.cluster for r in responses if r.WhichOneof("item") == "cluster"]
@@ -62,6 +69,7 @@ async def test_stream_of_corpus_gives_one_story_per_cluster(sim: Sim) -> None:
     assert summary.articles == 154
     assert stats.tiers[0].writes == 14
     # the same job again: every story from the cache, no LLM call
+    assert again[-1].summary.articles == 154
     assert again[-1].summary.totals.cache_hits == 14
     assert again[-1].summary.totals.llm_calls == 0
     assert sim.sim.stats.completed == 14
@@ -80,6 +88,14 @@ async def test_protocol_errors_are_invalid_argument(sim: Sim) -> None:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 _ = [r async for r in stub.Synthesize(article_first())]
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+            async def empty_second() -> AsyncIterator[synthesizer_pb2.SynthesizeRequest]:
+                yield synthesizer_pb2.SynthesizeRequest(config=synthesizer_pb2.SynthesisConfig())
+                yield synthesizer_pb2.SynthesizeRequest()
+
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                _ = [r async for r in stub.Synthesize(empty_second())]
+            assert info.value.details() == "message 1: carries neither `article` nor `batch`"
             bad = synthesizer_pb2.SynthesisConfig(similarity_threshold=3)
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 _ = [r async for r in stub.Synthesize(requests(bad, []))]

@@ -135,6 +135,24 @@ async def test_adaptive_limit_converges_near_the_slot_count(sim: Sim) -> None:
     assert 2 <= mean <= 7, "after the first overloads the limit should hover near the 4 slots"
 
 
+async def test_static_limit_above_capacity_waits_for_a_free_slot(sim: Sim) -> None:
+    """A static limit cannot drop after a 429: a call turned away waits for another call to complete
+    instead of asking again at once (the backend would otherwise be flooded with retries)."""
+    sim.sim.reset(slots=4, queue=0, latency=0.1)
+    engine = engine_for(sim.url, llm_max_workers=32)
+    try:
+        results = await asyncio.gather(*(engine.writer.write(cluster(n, 2), PARAMS) for n in range(40)))
+    finally:
+        await engine.aclose()
+    stats = sim.sim.stats
+    print(f"\nstatic 32 against 4 slots: {stats.completed} completed, {stats.rejected_429} answered 429")
+    assert not any(r.fallback for r in results)
+    assert stats.completed == 40
+    assert engine.limiter.limit == 32
+    # one burst of 28 rejections at the start, then about one retry per completion
+    assert stats.rejected_429 <= 28 + 40
+
+
 async def test_redis_killed_mid_job_the_job_completes(sim: Sim, caplog: pytest.LogCaptureFixture) -> None:
     state = make_state_dir()
     stack = Stack(state)

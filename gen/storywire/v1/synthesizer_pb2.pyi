@@ -76,6 +76,7 @@ class SynthesizeRequest(_message.Message):
 
     CONFIG_FIELD_NUMBER: _builtins.int
     ARTICLE_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def config(self) -> Global___SynthesisConfig:
         """Stream configuration (first message only)."""
@@ -84,21 +85,50 @@ class SynthesizeRequest(_message.Message):
     def article(self) -> _common_pb2.Article:
         """An article to cluster."""
 
+    @_builtins.property
+    def batch(self) -> Global___ArticleBatch:
+        """Several articles in one message (cheaper per article than one message each)."""
+
     def __init__(
         self,
         *,
         config: Global___SynthesisConfig | None = ...,
         article: _common_pb2.Article | None = ...,
+        batch: Global___ArticleBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "config", b"config", "item", b"item"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "batch", b"batch", "config", b"config", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "config", b"config", "item", b"item"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "batch", b"batch", "config", b"config", "item", b"item"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["config", "article"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["config", "article", "batch"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
 Global___SynthesizeRequest: _TypeAlias = SynthesizeRequest  # noqa: Y015
+
+@_typing.final
+class ArticleBatch(_message.Message):
+    """Articles sent together in one stream message."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTICLES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def articles(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Article]:
+        """The articles, in arrival order."""
+
+    def __init__(
+        self,
+        *,
+        articles: _abc.Iterable[_common_pb2.Article] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArticleBatch: _TypeAlias = ArticleBatch  # noqa: Y015
 
 @_typing.final
 class SynthesisSummary(_message.Message):

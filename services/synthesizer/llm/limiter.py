@@ -9,6 +9,7 @@ limit (``static=True``) turns all of this off for users who want a fixed number 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class AdaptiveLimiter:
         self._cond = asyncio.Condition()
         self._latencies: deque[float] = deque(maxlen=window)
         self._last_cut = 0.0
+        self._release_waiters: deque[asyncio.Future[None]] = deque()
         #: (monotonic time, limit) after every change, for tests and the limit-over-time trace
         self.history: list[tuple[float, int]] = [(time.monotonic(), self.limit)]
         self.max_in_flight = 0
@@ -91,9 +93,27 @@ class AdaptiveLimiter:
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         return Permit(self, time.monotonic(), self.limit)
 
-    def _release(self) -> None:
+    def _release(self, completed: bool = True) -> None:
+        """A call gave its permit back; `completed` unless it was turned away for lack of capacity, in
+        which case the backend has no free slot yet."""
         self._in_flight -= 1
+        if completed:
+            while self._release_waiters:
+                waiter = self._release_waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    break
         asyncio.get_running_loop().create_task(self._wake())
+
+    async def next_release(self, timeout: float) -> None:
+        """Wait until another call completes (one waiter per completion, in order), at most `timeout`
+        seconds. With a static limit the limit cannot drop after a 429, so a call turned away waits here
+        for a backend slot to free up instead of asking again at once."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._release_waiters.append(waiter)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await waiter
 
     async def _wake(self) -> None:
         async with self._cond:
@@ -123,7 +143,7 @@ class AdaptiveLimiter:
         """The calls still in flight are what the backend serves at once: keep exactly that many. Each
         rejected call lowers the estimate as it returns, so a burst converges within one round trip; the
         additive increase after successes probes for more capacity, one call at a time."""
-        self._release()
+        self._release(completed=False)
         if not self.static:
             self._slow_start = False
             self._set(min(self._limit, max(self._in_flight, self.minimum)))

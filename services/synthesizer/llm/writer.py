@@ -200,7 +200,8 @@ class StoryWriter:
         """Attempts until success or a permanent failure. A 429 while other calls are in flight means "we
         sent more than the backend serves at once": the limit drops to what is in flight and the call waits
         for a permit (freed as calls complete, i.e. at the backend's real pace) rather than sleeping
-        Retry-After (whole seconds, often many calls long); such capacity retries do not use up attempts.
+        Retry-After (whole seconds, often many calls long); with a static limit it waits for the next
+        call to complete instead. Such capacity retries do not use up attempts.
         A 429 with nothing else in flight is a real rate limit: Retry-After is honoured."""
         assert self.client is not None
         attempt = capacity_retries = 0
@@ -227,6 +228,8 @@ class StoryWriter:
                         permit.over_capacity()
                         capacity_retries += 1
                         attempt -= 1
+                        if self.limiter.static:
+                            await self.limiter.next_release(self.retry.delay(1, exc.retry_after))
                         continue
                     if exc.congestion:
                         permit.congestion()
