@@ -15,6 +15,7 @@ reported as unclustered articles.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from services.synthesizer.text import term_counts
 
 TOP_TERMS = 12  # candidate clusters are found through an article's highest-weighted terms
+TOP_TERM_FLOOR = 0.25  # ... among those weighing at least this share of its strongest term
 #: IDF counts at least this many documents: in a small set about one event (an early release) the
 #: event's own words are in every document and would otherwise weigh almost nothing
 MIN_IDF_DOCS = 100
@@ -52,7 +54,11 @@ def cluster_key(docs: Iterable[Doc]) -> str:
     return hashlib.sha256("\n".join(sorted(d.content_hash for d in docs)).encode()).hexdigest()[:32]
 
 
-def _vectors(docs: Sequence[Doc]) -> list[dict[str, float]]:
+def _vectors(docs: Sequence[Doc]) -> tuple[list[dict[str, float]], frozenset[str]]:
+    """Unit TF-IDF vectors, and the common terms (in more than half of at least MIN_IDF_DOCS
+    documents): they weigh little in a cosine and would make every cluster a candidate for every
+    article, so they never serve to find candidates (a term in every article of a 10,000-article job
+    turned the candidate search quadratic)."""
     n = max(len(docs), MIN_IDF_DOCS)
     df: Counter[str] = Counter()
     for d in docs:
@@ -62,19 +68,30 @@ def _vectors(docs: Sequence[Doc]) -> list[dict[str, float]]:
         vec = {t: (1 + math.log(c)) * (math.log((1 + n) / (1 + df[t])) + 1) for t, c in d.counts.items()}
         norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
         out.append({t: w / norm for t, w in vec.items()})
-    return out
+    return out, frozenset(t for t, c in df.items() if 2 * c > n)
+
+
+def _top_terms(vec: dict[str, float], common: frozenset[str]) -> list[str]:
+    """Up to TOP_TERMS of the highest-weighted terms, leaving out common terms and terms weighing less
+    than TOP_TERM_FLOOR of the strongest one (everyday words an article happens to repeat): a cosine
+    above the threshold needs shared strong terms, and weak ones only widen the search."""
+    ranked = sorted(vec, key=lambda t: (-vec[t], t))
+    if not ranked:
+        return []
+    floor = TOP_TERM_FLOOR * vec[ranked[0]]
+    return [t for t in ranked if t not in common and vec[t] >= floor][:TOP_TERMS] or ranked[:TOP_TERMS]
 
 
 def cluster_docs(docs: Sequence[Doc], threshold: float) -> list[Cluster]:
     """Deterministic clustering of a set of documents (see the module docstring)."""
     ordered = sorted(docs, key=lambda d: d.id)
-    vectors = _vectors(ordered)
+    vectors, common = _vectors(ordered)
     sums: list[dict[str, float]] = []
     norms2: list[float] = []
     members: list[list[int]] = []
     index: dict[str, set[int]] = defaultdict(set)
     for i, vec in enumerate(vectors):
-        top = sorted(vec, key=lambda t: (-vec[t], t))[:TOP_TERMS]
+        top = _top_terms(vec, common)
         candidates = sorted({c for t in top for c in index.get(t, ())})
         best, best_sim, best_dot = -1, 0.0, 0.0
         for c in candidates:
@@ -97,7 +114,7 @@ def cluster_docs(docs: Sequence[Doc], threshold: float) -> list[Cluster]:
             target = len(sums) - 1
         for t in top:
             index[t].add(target)
-    _merge_similar(sums, norms2, members, threshold)
+    _merge_similar(sums, norms2, members, threshold, common)
     clusters = []
     for c, idxs in enumerate(members):
         if not idxs:
@@ -121,28 +138,60 @@ def _cosine(a: dict[str, float], a_norm2: float, b: dict[str, float], b_norm2: f
 
 
 def _merge_similar(
-    sums: list[dict[str, float]], norms2: list[float], members: list[list[int]], threshold: float
+    sums: list[dict[str, float]],
+    norms2: list[float],
+    members: list[list[int]],
+    threshold: float,
+    common: frozenset[str],
 ) -> None:
     """Second pass: merge clusters whose centroids are at least ``threshold`` similar, most similar pair
-    first. The greedy pass depends on the order articles are taken in; this pass repairs the splits an
-    unlucky order makes (an event whose first articles share little text). Emptied clusters keep an empty
-    member list."""
+    first (ties: lowest cluster numbers). The greedy pass depends on the order articles are taken in;
+    this pass repairs the splits an unlucky order makes (an event whose first articles share little
+    text). Two clusters are compared when one's top terms occur in the other. Candidate pairs sit in a
+    heap; a merge re-scores only the pairs of the merged cluster. Emptied clusters keep an empty member
+    list."""
     alive = {c for c, m in enumerate(members) if m}
-    while True:
-        index: dict[str, set[int]] = defaultdict(set)
-        for c in alive:
-            for t in sorted(sums[c], key=lambda t: (-sums[c][t], t))[:TOP_TERMS]:
-                index[t].add(c)
-        best: tuple[float, int, int] | None = None
-        for a in sorted(alive):
-            candidates = sorted({b for t in sums[a] if t in index for b in index[t] if b > a})
-            for b in candidates:
-                sim = _cosine(sums[a], norms2[a], sums[b], norms2[b])
-                if sim >= threshold and (best is None or sim > best[0]):
-                    best = (sim, a, b)
-        if best is None:
-            return
-        _, a, b = best
+    tops: dict[int, list[str]] = {}
+    by_top: dict[str, set[int]] = defaultdict(set)  # top term -> clusters with it among their top terms
+    by_term: dict[str, set[int]] = defaultdict(set)  # term -> clusters containing it
+    version = dict.fromkeys(alive, 0)
+
+    def index(c: int) -> None:
+        tops[c] = _top_terms(sums[c], common)
+        for t in tops[c]:
+            by_top[t].add(c)
+        for t in sums[c]:
+            by_term[t].add(c)
+
+    def unindex(c: int) -> None:
+        for t in tops.pop(c):
+            by_top[t].discard(c)
+        for t in sums[c]:
+            by_term[t].discard(c)
+
+    def neighbours(a: int) -> set[int]:
+        found = {b for t in sums[a] if t in by_top for b in by_top[t]}
+        found.update(b for t in tops[a] for b in by_term[t])
+        found.discard(a)
+        return found
+
+    def scored(a: int, others: Iterable[int]) -> Iterable[tuple[float, int, int, int, int]]:
+        for b in others:
+            sim = _cosine(sums[a], norms2[a], sums[b], norms2[b])
+            if sim >= threshold:
+                x, y = min(a, b), max(a, b)
+                yield (-sim, x, y, version[x], version[y])
+
+    for c in sorted(alive):
+        index(c)
+    heap = [p for a in sorted(alive) for p in scored(a, (b for b in neighbours(a) if b > a))]
+    heapq.heapify(heap)
+    while heap:
+        _, a, b, va, vb = heapq.heappop(heap)
+        if a not in alive or b not in alive or version[a] != va or version[b] != vb:
+            continue  # stale: one of the two changed or is gone
+        unindex(a)
+        unindex(b)
         dot = sum(w * sums[a].get(t, 0.0) for t, w in sums[b].items())
         for t, w in sums[b].items():
             sums[a][t] = sums[a].get(t, 0.0) + w
@@ -151,6 +200,10 @@ def _merge_similar(
         members[b] = []
         sums[b] = {}
         alive.discard(b)
+        version[a] += 1
+        index(a)
+        for pair in scored(a, sorted(neighbours(a))):
+            heapq.heappush(heap, pair)
 
 
 class StreamClusterer:

@@ -7,7 +7,8 @@ import random
 
 from devtools.corpus.build import compose
 from devtools.corpus.quality import adjusted_rand_index, purity
-from services.synthesizer.clustering import Doc, StreamClusterer, cluster_docs
+from devtools.corpus.synthetic import synthetic_article
+from services.synthesizer.clustering import Doc, StreamClusterer, _top_terms, _vectors, cluster_docs
 
 ARI_THRESHOLD = 0.9  # the default threshold (0.3) must recover the corpus's events this well
 
@@ -84,3 +85,27 @@ def test_quality_holds_whatever_the_article_ids() -> None:
         ari = adjusted_rand_index([truth[i] for i in ids], [guess[i] for i in ids])
         assert ari >= ARI_THRESHOLD, (salt, ari)
         assert len(clusters) == 14, (salt, len(clusters))
+
+
+def test_quality_on_a_large_synthetic_corpus() -> None:
+    """2,000 articles about 200 events, every article full of the same everyday words: those words must
+    neither glue events together nor make every cluster a candidate for every article."""
+    docs, truth = [], {}
+    for n in range(2000):
+        event, index = divmod(n, 10)
+        title, text = synthetic_article(event, index)
+        doc = Doc.of(f"{n:05d}", title, text, f"h{n}")
+        docs.append(doc)
+        truth[doc.id] = str(event)
+    vectors, common = _vectors(docs)
+    assert common == {"people", "report"}  # in every article
+    tops = _top_terms(vectors[0], common)
+    assert tops
+    assert all(t.endswith("0") for t in tops), tops  # only event 0's own made-up words
+    clusters = cluster_docs(docs, 0.3)
+    predicted = {d.id: c.key for c in clusters for d in c.docs}
+    ids = sorted(truth)
+    ari = adjusted_rand_index([truth[i] for i in ids], [predicted[i] for i in ids])
+    print(f"\nsynthetic: {len(clusters)} clusters for 200 events, ARI={ari:.3f}")
+    assert len(clusters) == 200
+    assert ari == 1.0
