@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.env import BenchEnv
+from devtools.health import wait_healthy
+from devtools.services import ServiceProcess
 from devtools.stack.proc import free_port, wait_for_port
 
 
@@ -39,9 +44,12 @@ def sim_stats(base_url: str) -> dict[str, Any]:
 
 
 @contextmanager
-def corpus_server(latency: float = 0.0) -> Iterator[str]:
+def corpus_server(latency: float = 0.0, root: Path | None = None) -> Iterator[str]:
+    """The corpus server process (the sample corpus, or ``root``); yields its base URL."""
     port = free_port()
     argv = [sys.executable, "-m", "devtools.corpus.server", "--port", str(port), "--latency", str(latency)]
+    if root is not None:
+        argv += ["--root", str(root)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, "the corpus server", proc)
@@ -49,3 +57,23 @@ def corpus_server(latency: float = 0.0) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def start_services(
+    env: BenchEnv, llm_url: str, **settings: str
+) -> tuple[list[ServiceProcess], dict[str, str]]:
+    """Store, fetcher and synthesizer as processes against the bench stack and the LLM at ``llm_url``;
+    ``settings`` are extra environment variables. Returns the processes and their addresses."""
+    names = ("store", "fetcher", "synthesizer")
+    ports = {n: free_port() for n in names}
+    service_env = {
+        **env.stack.env(),
+        "STORYWIRE_LLM_BASE_URL": llm_url,
+        "STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
+        "STORYWIRE_LOG_LEVEL": "WARNING",
+        **{f"STORYWIRE_{n.upper()}_ADDRESS": f"127.0.0.1:{p}" for n, p in ports.items()},
+        **settings,
+    }  # fmt: skip
+    procs = [ServiceProcess(n, env=service_env, port=ports[n]).start() for n in names]
+    await asyncio.gather(*(wait_healthy(p.address, p.name) for p in procs))
+    return procs, {n: f"127.0.0.1:{p}" for n, p in ports.items()}

@@ -36,5 +36,13 @@ def test_bench_quick_prints_a_table_and_writes_json() -> None:
             "gRPC PutArticles stream",
         } <= variants
         assert all(r["throughput"] > 0 for r in payload["rows"])
+        pipeline = [r for r in payload["rows"] if r["scenario"] in {"transport", "scale"}]
+        assert len(pipeline) == 3  # transport, and scale at two sizes
+        for r in pipeline:
+            result = r["extra"]["result"]
+            assert result["state"] == "JOB_STATE_DONE"
+            assert result["articles"] == r["items"] > 0
+            assert set(result["peak_rss_mib"]) == {"store", "fetcher", "synthesizer"}
+            assert all(v > 0 for v in result["cpu_s"].values())
     finally:
         path.unlink(missing_ok=True)

@@ -24,13 +24,10 @@ from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc, synthesizer_pb2,
 
 from bench.env import BenchEnv
 from bench.peers import gather, sequential, threadpool
-from bench.procs import corpus_server, sim_reset, sim_stats, simulator
+from bench.procs import corpus_server, sim_reset, sim_stats, simulator, start_services
 from bench.report import Row
 from devtools.corpus.build import ROOT as SAMPLE
 from devtools.corpus.build import compose
-from devtools.health import wait_healthy
-from devtools.services import ServiceProcess
-from devtools.stack.proc import free_port
 from runtime.ids import article_id, content_hash
 from runtime.stubs import StoreStub
 from services.synthesizer.clustering import Doc, cluster_docs
@@ -154,18 +151,3 @@ async def one_config(  # noqa: PLR0917
             r.notes += f"; llm_calls={job.totals.llm_calls} cache_hits={job.totals.cache_hits}"
             rows.append(r)
     return rows
-
-
-async def start_services(env: BenchEnv, llm_url: str) -> tuple[list[ServiceProcess], dict[str, str]]:
-    names = ("store", "fetcher", "synthesizer")
-    ports = {n: free_port() for n in names}
-    service_env = {
-        **env.stack.env(),
-        "STORYWIRE_LLM_BASE_URL": llm_url,
-        "STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
-        "STORYWIRE_LOG_LEVEL": "WARNING",
-        **{f"STORYWIRE_{n.upper()}_ADDRESS": f"127.0.0.1:{p}" for n, p in ports.items()},
-    }  # fmt: skip
-    procs = [ServiceProcess(n, env=service_env, port=ports[n]).start() for n in names]
-    await asyncio.gather(*(wait_healthy(p.address, p.name) for p in procs))
-    return procs, {n: f"127.0.0.1:{p}" for n, p in ports.items()}

@@ -83,8 +83,8 @@ class CorpusServer:
         return runner
 
 
-async def _serve(port: int, latency: float) -> None:
-    server = CorpusServer(latency=latency)
+async def _serve(port: int, latency: float, root: Path) -> None:
+    server = CorpusServer(root, latency=latency)
     await server.start(port)
     print(f"sample corpus at {server.base}/ ({len(server.job_urls())} job URLs)", flush=True)
     await asyncio.Event().wait()
@@ -94,5 +94,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m devtools.corpus.server", description=__doc__)
     parser.add_argument("--port", type=int, default=8088)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--root", type=Path, default=ROOT, help="directory to serve (default: sample/)")
     args = parser.parse_args()
-    asyncio.run(_serve(args.port, args.latency))
+    asyncio.run(_serve(args.port, args.latency, args.root))

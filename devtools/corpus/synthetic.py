@@ -1,5 +1,6 @@
 """A synthetic corpus of any size for the transport and scale benchmarks: RSS 2.0 feeds whose items
-carry their full text, written to a directory that :class:`devtools.corpus.server.CorpusServer` serves.
+carry their full text, written to a directory (with a ``manifest.json`` like ``sample/``'s) that
+:class:`devtools.corpus.server.CorpusServer` serves.
 
 Each event has its own made-up vocabulary (pronounceable non-words, so no two events share them) and
 every article about it mixes that vocabulary with common English words, so TF-IDF clustering has real
@@ -9,6 +10,7 @@ work to do and a known answer (``labels``). Deterministic for a given size.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,4 +77,7 @@ def build_synthetic(root: Path, articles: int, per_event: int = 10, per_feed: in
         slug = f"synthetic-{f}"
         (feeds / f"{slug}.xml").write_text(rss2(f"Synthetic {f}", slug, items[start : start + per_feed]))
         paths.append(f"/feeds/{slug}.xml")
-    return SyntheticCorpus(paths, {i.path: i.event for i in items}, articles, -(-articles // per_event))
+    corpus = SyntheticCorpus(paths, {i.path: i.event for i in items}, articles, -(-articles // per_event))
+    manifest = {"articles": corpus.articles, "events": corpus.events, "job_urls": paths}
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return corpus

@@ -4,11 +4,12 @@ fetcher replica), else in a bounded in-process map."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import zlib
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -28,10 +29,21 @@ class Remembered:
 
 
 def _dump(item: Remembered) -> bytes:
+    """Compact bytes for a URL's memory. Built field by field (``asdict`` deep-copies every string) and
+    compressed at level 1: for a 250-item feed this took 10 ms at the default level, on the event loop."""
     entries = [
-        {**asdict(e), "published": e.published.isoformat() if e.published else None} for e in item.entries
+        {
+            "url": e.url,
+            "title": e.title,
+            "text": e.text,
+            "published": e.published.isoformat() if e.published else None,
+            "author": e.author,
+        }
+        for e in item.entries
     ]
-    return zlib.compress(json.dumps({"validators": asdict(item.validators), "entries": entries}).encode())
+    v = item.validators
+    validators = {"etag": v.etag, "last_modified": v.last_modified}
+    return zlib.compress(json.dumps({"validators": validators, "entries": entries}).encode(), 1)
 
 
 def _load(raw: bytes) -> Remembered:
@@ -68,12 +80,12 @@ class ConditionalCache:
                 raw = value if isinstance(value, bytes) else None
             except (RedisError, OSError) as exc:
                 self._redis_failed(exc)
-        return _load(raw) if raw else None
+        return await asyncio.to_thread(_load, raw) if raw else None
 
     async def put(self, url: str, item: Remembered) -> None:
         if not (item.validators.etag or item.validators.last_modified):
             return
-        raw = _dump(item)
+        raw = await asyncio.to_thread(_dump, item)  # off the event loop: big feeds take milliseconds
         self._local[url] = raw
         self._local.move_to_end(url)
         while len(self._local) > self.max_local:
