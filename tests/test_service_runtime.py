@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 from grpc_health.v1 import health_pb2
@@ -42,4 +43,13 @@ def test_bad_setting_exits_2_with_a_clear_message() -> None:
     code, output = proc.wait()
     assert code == 2
     assert "STORYWIRE_LOG_LEVEL='LOUD'" in output
+    assert "Traceback" not in output
+
+
+def test_missing_embeddings_model_exits_2_with_a_clear_message(tmp_path: Path) -> None:
+    env = {"STORYWIRE_CLUSTER_BACKEND": "embeddings", "STORYWIRE_CLUSTER_EMBEDDINGS_MODEL_DIR": str(tmp_path)}
+    proc = ServiceProcess("synthesizer", env=env).start()
+    code, output = proc.wait()
+    assert code == 2
+    assert f"STORYWIRE_CLUSTER_BACKEND='embeddings': no model.safetensors in {tmp_path}" in output
     assert "Traceback" not in output

@@ -1,5 +1,8 @@
 """Clustering articles into stories.
 
+Backends (``ClusterBackend``): TF-IDF (here, the default) and sentence embeddings
+(:mod:`services.synthesizer.dense`, an optional extra).
+
 Similarity is TF-IDF cosine (IDF from the articles being clustered); assignment is greedy: each article,
 taken in id order, joins the most similar cluster centroid if the cosine reaches the threshold, else
 starts a cluster. Processing in id order makes the result a function of the article *set*, whatever the
@@ -20,6 +23,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from services.synthesizer.text import term_counts
 
@@ -206,12 +210,33 @@ def _merge_similar(
             heapq.heappush(heap, pair)
 
 
+class ClusterBackend(Protocol):
+    """How a set of articles becomes clusters: deterministic for the same set."""
+
+    name: str
+    #: the similarity threshold used when a job does not set one
+    default_threshold: float
+
+    def cluster(self, docs: Sequence[Doc], threshold: float) -> list[Cluster]: ...
+
+
+class TfidfBackend:
+    """The default: TF-IDF cosine (this module)."""
+
+    name = "tfidf"
+    default_threshold = 0.3  # as the original system
+
+    def cluster(self, docs: Sequence[Doc], threshold: float) -> list[Cluster]:
+        return cluster_docs(docs, threshold)
+
+
 class StreamClusterer:
     """Holds open articles; ``release`` clusters them and hands out the clusters big enough to write."""
 
-    def __init__(self, threshold: float, min_size: int) -> None:
+    def __init__(self, threshold: float, min_size: int, backend: ClusterBackend | None = None) -> None:
         self.threshold = threshold
         self.min_size = min_size
+        self.backend: ClusterBackend = backend or TfidfBackend()
         self.open: dict[str, Doc] = {}
         self.seen = 0
 
@@ -220,7 +245,7 @@ class StreamClusterer:
         self.open[doc.id] = doc  # a duplicate id replaces the earlier copy
 
     def release(self) -> list[Cluster]:
-        clusters = cluster_docs(list(self.open.values()), self.threshold)
+        clusters = self.backend.cluster(list(self.open.values()), self.threshold)
         ready = [c for c in clusters if len(c.docs) >= self.min_size]
         for c in ready:
             for d in c.docs:

@@ -4,11 +4,15 @@ the story writer, shared by every synthesis stream and job; plus its statistics 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from storywire.v1 import common_pb2, synthesizer_pb2
 
+from runtime.settings import SettingsError
+from services.synthesizer.clustering import ClusterBackend, TfidfBackend
+from services.synthesizer.embeddings import EmbeddingsUnavailableError, MiniLMEncoder
 from services.synthesizer.llm.cache import MemoryTier, RedisTier, TierStats, TwoTierCache
 from services.synthesizer.llm.client import OpenAIClient
 from services.synthesizer.llm.limiter import AdaptiveLimiter
@@ -16,8 +20,20 @@ from services.synthesizer.llm.writer import GenParams, RetryPolicy, StoryWriter
 from services.synthesizer.session import SessionConfig, SynthesisSession
 from services.synthesizer.settings import SynthesizerSettings
 
-DEFAULT_THRESHOLD = 0.3
 DEFAULT_MIN_ARTICLES = 2
+
+
+def cluster_backend(settings: SynthesizerSettings) -> ClusterBackend:
+    """The configured clustering backend; a missing optional extra is a settings error (exit 2)."""
+    if settings.cluster_backend == "tfidf":
+        return TfidfBackend()
+    try:
+        from services.synthesizer.dense import EmbeddingBackend  # noqa: PLC0415 - optional extra
+
+        model_dir = settings.cluster_embeddings_model_dir
+        return EmbeddingBackend(MiniLMEncoder(Path(model_dir) if model_dir else None))
+    except EmbeddingsUnavailableError as exc:
+        raise SettingsError(f"STORYWIRE_CLUSTER_BACKEND='embeddings': {exc}") from None
 
 
 class Engine:
@@ -48,6 +64,7 @@ class Engine:
         self.writer = StoryWriter(
             self.client, self.cache, self.limiter, RetryPolicy(max_attempts=s.llm_max_attempts)
         )
+        self.cluster_backend = cluster_backend(s)
         self.saved = common_pb2.TokenUsage()
         self._register_metrics()
 
@@ -62,12 +79,13 @@ class Engine:
             self.writer,
             SessionConfig(
                 job_id=config.job_id,
-                threshold=config.similarity_threshold or DEFAULT_THRESHOLD,
+                threshold=config.similarity_threshold or self.cluster_backend.default_threshold,
                 min_size=config.min_articles_per_story or DEFAULT_MIN_ARTICLES,
                 params=params,
                 max_concurrency=config.max_concurrency,
                 release_idle=s.cluster_release_idle_ms / 1000,
             ),
+            self.cluster_backend,
         )
 
     def record_saved(self, totals: common_pb2.SynthesisTotals) -> None:

@@ -18,7 +18,7 @@ from opentelemetry import trace
 from storywire.v1 import common_pb2, synthesizer_pb2
 
 from runtime.ids import article_id
-from services.synthesizer.clustering import Cluster, Doc, StreamClusterer
+from services.synthesizer.clustering import Cluster, ClusterBackend, Doc, StreamClusterer
 from services.synthesizer.llm.writer import GenParams, StoryResult, StoryWriter
 from services.synthesizer.prompt import PROMPT_VERSION, SourceArticle
 
@@ -86,10 +86,12 @@ def doc_of(article: common_pb2.Article) -> Doc:
 
 
 class SynthesisSession:
-    def __init__(self, writer: StoryWriter, config: SessionConfig) -> None:
+    def __init__(
+        self, writer: StoryWriter, config: SessionConfig, backend: ClusterBackend | None = None
+    ) -> None:
         self.writer = writer
         self.config = config
-        self.clusterer = StreamClusterer(config.threshold, config.min_size)
+        self.clusterer = StreamClusterer(config.threshold, config.min_size, backend)
         self.totals = Totals()
         self.cluster_seconds = 0.0
         self.clusters = 0
@@ -145,18 +147,21 @@ class SynthesisSession:
                 break
             except TimeoutError:
                 # the input paused: what is complete now is written while the rest arrives
-                self._release()
+                await self._release()
                 unreleased = False
                 continue
             self.clusterer.add(doc_of(article))
             unreleased = True
-        self._release()
+        await self._release()
 
-    def _release(self) -> None:
+    async def _release(self) -> None:
         t0 = time.perf_counter()
         with tracer.start_as_current_span("cluster") as span:
             span.set_attribute("storywire.cluster.open_articles", len(self.clusterer.open))
-            ready = self.clusterer.release()
+            span.set_attribute("storywire.cluster.backend", self.clusterer.backend.name)
+            # CPU work in a thread, so the stories already being written keep streaming; the reader
+            # (the only one that adds articles) waits for it, so nothing changes the open set meanwhile
+            ready = await asyncio.to_thread(self.clusterer.release)
             span.set_attribute("storywire.cluster.released", len(ready))
         self.cluster_seconds += time.perf_counter() - t0
         for cluster in ready:

@@ -1,5 +1,7 @@
 """Synthesizer settings (STORYWIRE_SYNTHESIZER_*, STORYWIRE_LLM_*, STORYWIRE_CACHE_*, STORYWIRE_CLUSTER_*)."""
 
+from typing import Literal
+
 from pydantic import Field
 
 from runtime.settings import CommonSettings
@@ -46,6 +48,16 @@ class SynthesizerSettings(CommonSettings):
         ge=0,
         le=60_000,
         description="Release complete clusters when the input pauses this long (0 = only at its end).",
+    )
+    cluster_backend: Literal["tfidf", "embeddings"] = Field(
+        default="tfidf",
+        description="Clustering similarity: tfidf (default threshold 0.3) or embeddings (all-MiniLM-L6-v2 "
+        "sentence embeddings, default threshold 0.5; needs `make embeddings-setup`).",
+    )
+    cluster_embeddings_model_dir: str = Field(
+        default="",
+        description="Directory with all-MiniLM-L6-v2's model.safetensors, config.json and tokenizer.json "
+        "(empty = the copy installed by `make embeddings-setup`).",
     )
     store_address: str = Field(default="127.0.0.1:50053", description="host:port of the store service.")
     fetcher_address: str = Field(default="127.0.0.1:50051", description="host:port of the fetcher service.")

@@ -1,0 +1,46 @@
+"""Clustering backends on the labelled sample corpus (154 articles, 14 events): TF-IDF (the default)
+against sentence embeddings (all-MiniLM-L6-v2 run with numpy), each at its default threshold. Quality is
+the adjusted Rand index and purity against the labels; time is for one cold run (the embeddings
+backend's includes encoding every article; loading the model is reported apart)."""
+
+from __future__ import annotations
+
+import time
+
+from bench.env import BenchEnv
+from bench.report import Row
+from devtools.corpus.build import compose
+from devtools.corpus.quality import adjusted_rand_index, purity
+from services.synthesizer.clustering import ClusterBackend, Doc, TfidfBackend
+from services.synthesizer.dense import EmbeddingBackend
+from services.synthesizer.embeddings import EmbeddingsUnavailableError
+
+
+def measure(name: str, backend: ClusterBackend, note: str = "") -> Row:
+    items = compose()
+    docs = [Doc.of(i.path, i.title, i.text, i.path) for i in items]
+    start = time.perf_counter()
+    clusters = backend.cluster(docs, backend.default_threshold)
+    wall = time.perf_counter() - start
+    predicted = {d.id: c.key for c in clusters for d in c.docs}
+    truth, guess = [i.event for i in items], [predicted[d.id] for d in docs]
+    ari, pur = adjusted_rand_index(truth, guess), purity(truth, guess)
+    notes = (
+        f"threshold {backend.default_threshold}; {len(clusters)} clusters for 14 events; "
+        f"ARI {ari:.3f}, purity {pur:.3f}{note}"
+    )
+    extra = {"ari": ari, "purity": pur, "clusters": len(clusters)}
+    return Row("clustering", name, wall, len(docs), "articles", notes=notes, extra=extra)
+
+
+async def run(env: BenchEnv) -> list[Row]:
+    rows = [measure("TF-IDF (default)", TfidfBackend())]
+    try:
+        start = time.perf_counter()
+        backend = EmbeddingBackend()
+        load = time.perf_counter() - start
+    except EmbeddingsUnavailableError as exc:
+        print(f"clustering: embeddings backend skipped: {exc}")
+        return rows
+    rows.append(measure("embeddings (MiniLM, numpy)", backend, f"; model load {load:.2f} s"))
+    return rows
