@@ -72,7 +72,7 @@ async def synthesize(address: str, articles: list[common_pb2.Article], model: st
             config=synthesizer_pb2.SynthesisConfig(job_id="bench", model=model)
         )
         for i in range(0, len(articles), STREAM_BATCH):
-            batch = synthesizer_pb2.ArticleBatch(articles=articles[i : i + STREAM_BATCH])
+            batch = common_pb2.ArticleBatch(articles=articles[i : i + STREAM_BATCH])
             yield synthesizer_pb2.SynthesizeRequest(batch=batch)
 
     async with grpc.aio.insecure_channel(address) as channel:

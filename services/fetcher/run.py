@@ -32,6 +32,7 @@ class RunOptions:
     per_host: int
     timeout: float
     full_text: bool
+    batch_size: int = 0  # articles per `batch` message (0 = one `article` message each)
 
 
 class FetchRun:
@@ -97,7 +98,9 @@ class FetchRun:
             self.summary.urls_ok += 1
             self.summary.urls_not_modified += int(not_modified)
             self.summary.bytes += size
-            emitted = sum(self._emit(url, e) for e in entries)
+            articles = [a for a in (self._article(url, e) for e in entries) if a is not None]
+            self._send(articles)
+            emitted = len(articles)
             span.set_attribute("http.response.status_code", status)
             span.set_attribute("storywire.fetch.bytes", size)
             span.set_attribute("storywire.fetch.not_modified", not_modified)
@@ -130,24 +133,35 @@ class FetchRun:
                          entry.author or page.author)  # fmt: skip
         return entry
 
-    def _emit(self, source: str, entry: Entry) -> bool:
+    def _send(self, articles: list[common_pb2.Article]) -> None:
+        size = self.options.batch_size
+        if size <= 0:
+            for article in articles:
+                self._out.put_nowait(fetcher_pb2.FetchResponse(article=article))
+            return
+        for start in range(0, len(articles), size):
+            batch = common_pb2.ArticleBatch(articles=articles[start : start + size])
+            self._out.put_nowait(fetcher_pb2.FetchResponse(batch=batch))
+
+    def _article(self, source: str, entry: Entry) -> common_pb2.Article | None:
+        """The article for an entry, or None when it is skipped (and counted why)."""
         s, o = self.summary, self.options
         if not entry.title and not entry.text:
             s.skipped_empty += 1
-            return False
+            return None
         window_start = self._started - dt.timedelta(hours=o.time_window_hours)
         if o.time_window_hours > 0 and entry.published is not None and entry.published < window_start:
             s.skipped_out_of_window += 1
-            return False
+            return None
         link = entry.url or source
         canonical = canonicalize(link)
         digest = content_hash(entry.title, entry.text)
         if canonical in self._seen_urls or digest in self._seen_hashes:
             s.duplicates += 1
-            return False
+            return None
         if o.max_articles and s.articles >= o.max_articles:
             s.skipped_over_limit += 1
-            return False
+            return None
         self._seen_urls.add(canonical)
         self._seen_hashes.add(digest)
         article = common_pb2.Article(
@@ -158,5 +172,4 @@ class FetchRun:
             article.published_at.FromDatetime(entry.published)
         article.fetched_at.GetCurrentTime()
         s.articles += 1
-        self._out.put_nowait(fetcher_pb2.FetchResponse(article=article))
-        return True
+        return article

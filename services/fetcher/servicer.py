@@ -30,6 +30,7 @@ def request_problem(request: fetcher_pb2.FetchRequest) -> str | None:
         ("options.max_articles", o.max_articles, 0, 1_000_000),
         ("options.per_host_concurrency", o.per_host_concurrency, 0, 256),
         ("options.timeout_seconds", o.timeout_seconds, 0, 600),
+        ("options.batch_size", o.batch_size, 0, 1000),
     ]
     for name, value, low, high in checks:
         if not low <= value <= high:
@@ -56,6 +57,7 @@ class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
             per_host=o.per_host_concurrency or s.fetch_per_host_concurrency,
             timeout=o.timeout_seconds or s.fetch_timeout_seconds,
             full_text=o.fetch_full_text,
+            batch_size=o.batch_size,
         )
         run = FetchRun(self.http, self.memory, options)
         async for response in run.run(list(request.urls)):

@@ -14,12 +14,16 @@ from storywire.v1 import common_pb2, fetcher_pb2, store_pb2, synthesizer_pb2
 
 from runtime.logging import get_logger
 from runtime.telemetry import current_trace_id
+from services.synthesizer.chunks import gather_chunks
 
 if TYPE_CHECKING:
     from services.synthesizer.coordinator import Coordinator
 
 log = get_logger(__name__)
 ARTICLE_CHUNK = 200
+STORY_CHUNK = 50
+FETCH_BATCH = 250  # articles per Fetch message
+CHUNK_LINGER = 0.02  # seconds a write chunk waits for more items before it is sent
 PROGRESS_INTERVAL = 0.25
 S = common_pb2
 
@@ -158,19 +162,21 @@ class JobRun:
             options=fetcher_pb2.FetchOptions(
                 time_window_hours=o.time_window_hours, max_articles=o.max_articles,
                 per_host_concurrency=o.per_host_concurrency, timeout_seconds=o.fetch_timeout_seconds,
-                fetch_full_text=o.fetch_full_text,
+                fetch_full_text=o.fetch_full_text, batch_size=FETCH_BATCH,
             ),
         )  # fmt: skip
         fetch = self.stages[S.STAGE_FETCH]
         try:
             async for response in self.c.fetcher.Fetch(request):
                 kind = response.WhichOneof("item")
-                if kind == "article":
-                    await to_store.put(response.article)
-                    await to_synth.put(response.article)
-                    self._sources.add(response.article.source_url)
+                if kind in ("article", "batch"):
+                    batch = [response.article] if kind == "article" else response.batch.articles
+                    for article in batch:
+                        await to_store.put(article)
+                        await to_synth.put(article)
+                        self._sources.add(article.source_url)
+                        self._count_article()
                     fetch.done = len(self._sources) + fetch.failed
-                    self._count_article()
                 elif kind == "error":
                     fetch.failed += 1
                     fetch.done = len(self._sources) + fetch.failed
@@ -191,13 +197,7 @@ class JobRun:
 
     async def _write_articles(self, queue: asyncio.Queue[common_pb2.Article | None]) -> None:
         async def chunks() -> AsyncIterator[store_pb2.PutArticlesRequest]:
-            chunk: list[common_pb2.Article] = []
-            while (item := await queue.get()) is not None:
-                chunk.append(item)
-                if len(chunk) >= ARTICLE_CHUNK or queue.empty():
-                    yield store_pb2.PutArticlesRequest(articles=chunk)
-                    chunk = []
-            if chunk:
+            async for chunk in gather_chunks(queue, ARTICLE_CHUNK, CHUNK_LINGER):
                 yield store_pb2.PutArticlesRequest(articles=chunk)
 
         reply = await self.c.store.PutArticles(chunks())
@@ -252,8 +252,8 @@ class JobRun:
 
     async def _write_stories(self, queue: asyncio.Queue[common_pb2.Story | None]) -> None:
         async def each() -> AsyncIterator[store_pb2.PutStoriesRequest]:
-            while (story := await queue.get()) is not None:
-                yield store_pb2.PutStoriesRequest(stories=[story])
+            async for chunk in gather_chunks(queue, STORY_CHUNK, CHUNK_LINGER):
+                yield store_pb2.PutStoriesRequest(stories=chunk)
 
         reply = await self.c.store.PutStories(each())
         for rejected in reply.result.rejected:

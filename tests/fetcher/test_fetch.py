@@ -83,6 +83,23 @@ async def test_sample_corpus_feeds_and_pages(loopback_fetcher: Fetcher) -> None:
     assert page.published_at.seconds > 0
 
 
+async def test_batches_carry_the_same_articles(loopback_fetcher: Fetcher) -> None:
+    corpus = CorpusServer()
+    runner = await corpus.start()
+    try:
+        single, _, _ = split(await fetch(loopback_fetcher, corpus.job_urls()))
+        responses = await fetch(loopback_fetcher, corpus.job_urls(), batch_size=4)
+    finally:
+        await runner.cleanup()
+    batches = [r.batch for r in responses if r.WhichOneof("item") == "batch"]
+    assert not any(r.WhichOneof("item") == "article" for r in responses)
+    assert all(1 <= len(b.articles) <= 4 for b in batches)
+    assert any(len(b.articles) == 4 for b in batches)
+    batched = [a for b in batches for a in b.articles]
+    assert sorted(a.id for a in batched) == sorted(a.id for a in single)
+    assert responses[-1].summary.articles == len(batched)
+
+
 async def test_hostile_cases_fail_alone_and_precisely(loopback_fetcher: Fetcher, hostile: Hostile) -> None:
     b = hostile.base
     cases = {

@@ -39,7 +39,7 @@ async def requests(
     yield synthesizer_pb2.SynthesizeRequest(config=config)
     if batch:
         for i in range(0, len(articles), batch):
-            chunk = synthesizer_pb2.ArticleBatch(articles=articles[i : i + batch])
+            chunk = common_pb2.ArticleBatch(articles=articles[i : i + batch])
             yield synthesizer_pb2.SynthesizeRequest(batch=chunk)
         return
     for a in articles:

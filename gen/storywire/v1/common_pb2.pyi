@@ -808,3 +808,27 @@ class CacheTierStats(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CacheTierStats: _TypeAlias = CacheTierStats  # noqa: Y015
+
+@_typing.final
+class ArticleBatch(_message.Message):
+    """Articles sent together in one stream message (cheaper per article than one message each)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTICLES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def articles(self) -> _containers.RepeatedCompositeFieldContainer[Global___Article]:
+        """The articles, in arrival order."""
+
+    def __init__(
+        self,
+        *,
+        articles: _abc.Iterable[Global___Article] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArticleBatch: _TypeAlias = ArticleBatch  # noqa: Y015

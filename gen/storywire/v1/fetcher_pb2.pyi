@@ -31,6 +31,7 @@ class FetchOptions(_message.Message):
     PER_HOST_CONCURRENCY_FIELD_NUMBER: _builtins.int
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     FETCH_FULL_TEXT_FIELD_NUMBER: _builtins.int
+    BATCH_SIZE_FIELD_NUMBER: _builtins.int
     time_window_hours: _builtins.float
     """Skip entries published more than this many hours ago (0 = no limit)."""
     max_articles: _builtins.int
@@ -41,6 +42,10 @@ class FetchOptions(_message.Message):
     """Total timeout per URL, in seconds (0 = default)."""
     fetch_full_text: _builtins.bool
     """Also fetch each feed entry's page to extract its full text."""
+    batch_size: _builtins.int
+    """Send the articles of one URL in `batch` messages of up to this many (0 = one `article` message
+    each; at most 1,000). Clients that set it must read `batch`.
+    """
     def __init__(
         self,
         *,
@@ -49,10 +54,11 @@ class FetchOptions(_message.Message):
         per_host_concurrency: _builtins.int = ...,
         timeout_seconds: _builtins.float = ...,
         fetch_full_text: _builtins.bool = ...,
+        batch_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fetch_full_text", b"fetch_full_text", "max_articles", b"max_articles", "per_host_concurrency", b"per_host_concurrency", "time_window_hours", b"time_window_hours", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "fetch_full_text", b"fetch_full_text", "max_articles", b"max_articles", "per_host_concurrency", b"per_host_concurrency", "time_window_hours", b"time_window_hours", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -199,6 +205,7 @@ class FetchResponse(_message.Message):
     ARTICLE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def article(self) -> _common_pb2.Article:
         """An article, as soon as it is parsed."""
@@ -211,18 +218,23 @@ class FetchResponse(_message.Message):
     def summary(self) -> Global___FetchSummary:
         """The last message of the stream."""
 
+    @_builtins.property
+    def batch(self) -> _common_pb2.ArticleBatch:
+        """Several articles of one URL (only when the request set `options.batch_size`)."""
+
     def __init__(
         self,
         *,
         article: _common_pb2.Article | None = ...,
         error: Global___FetchError | None = ...,
         summary: Global___FetchSummary | None = ...,
+        batch: _common_pb2.ArticleBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "error", b"error", "item", b"item", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "batch", b"batch", "error", b"error", "item", b"item", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "error", b"error", "item", b"item", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "batch", b"batch", "error", b"error", "item", b"item", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["article", "error", "summary"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["article", "error", "summary", "batch"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 

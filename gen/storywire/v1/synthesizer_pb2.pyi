@@ -86,7 +86,7 @@ class SynthesizeRequest(_message.Message):
         """An article to cluster."""
 
     @_builtins.property
-    def batch(self) -> Global___ArticleBatch:
+    def batch(self) -> _common_pb2.ArticleBatch:
         """Several articles in one message (cheaper per article than one message each)."""
 
     def __init__(
@@ -94,7 +94,7 @@ class SynthesizeRequest(_message.Message):
         *,
         config: Global___SynthesisConfig | None = ...,
         article: _common_pb2.Article | None = ...,
-        batch: Global___ArticleBatch | None = ...,
+        batch: _common_pb2.ArticleBatch | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "batch", b"batch", "config", b"config", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -105,30 +105,6 @@ class SynthesizeRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
 Global___SynthesizeRequest: _TypeAlias = SynthesizeRequest  # noqa: Y015
-
-@_typing.final
-class ArticleBatch(_message.Message):
-    """Articles sent together in one stream message."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    ARTICLES_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def articles(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Article]:
-        """The articles, in arrival order."""
-
-    def __init__(
-        self,
-        *,
-        articles: _abc.Iterable[_common_pb2.Article] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ArticleBatch: _TypeAlias = ArticleBatch  # noqa: Y015
 
 @_typing.final
 class SynthesisSummary(_message.Message):
