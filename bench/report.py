@@ -82,3 +82,27 @@ def write_json(rows: list[Row], quick: bool) -> Path:
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def markdown_table(path: Path) -> str:
+    """The rows of a results file as the Markdown table docs/performance.md shows."""
+    payload = json.loads(path.read_text())
+    lines = [
+        "| scenario | variant | wall s | ideal s | efficiency | throughput | notes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in payload["rows"]:
+        ideal = f"{r['ideal_s']:.2f}" if r["ideal_s"] else "-"
+        eff = f"{r['efficiency']:.2f}" if r["efficiency"] else "-"
+        notes = r["notes"].replace("|", "/")
+        lines.append(
+            f"| {r['scenario']} | {r['variant']} | {r['wall_s']:.3f} | {ideal} | {eff} "
+            f"| {r['throughput']:,.0f} {r['unit']}/s | {notes} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m bench.report bench/results/FILE.json
+    import sys
+
+    print(markdown_table(Path(sys.argv[1])))
