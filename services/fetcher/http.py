@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from services.fetcher.safety import AddressGuard, BlockedError, DnsError
@@ -56,6 +58,78 @@ class HttpLimits:
     max_retry_after: float = 10.0
 
 
+class BlockedConnectError(httpcore.ConnectError):
+    """The guard refused the address the connection would have gone to."""
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend with the SSRF guard at the socket: the host is resolved here, every
+    address is checked, and the connection goes to a checked address. httpx would otherwise resolve the
+    name again itself, and a DNS answer that changed since the guard's check (rebinding) would go
+    through. TLS still verifies the certificate against the host name (httpcore passes the name, not
+    the address, as server_hostname)."""
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self.guard = guard
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await self.guard.allowed_addresses(host, port)
+        except BlockedError as exc:
+            raise BlockedConnectError(str(exc)) from None
+        except DnsError as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        error: httpcore.ConnectError | None = None
+        for ip in addresses:
+            try:
+                return await self.inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"{host} has no address")
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not fetched")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def guarded_transport(guard: AddressGuard, limits: HttpLimits) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport, with its connection pool on the guarded backend. httpx has no public
+    setting for the backend, so the pool is replaced (httpx is pinned below 0.29; a test fails if the
+    guard is bypassed)."""
+    transport = httpx.AsyncHTTPTransport(
+        http2=False,
+        trust_env=False,
+        limits=httpx.Limits(
+            max_connections=limits.max_connections, max_keepalive_connections=limits.max_connections
+        ),
+    )
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_connections,
+        keepalive_expiry=5.0,
+        http1=True,
+        http2=False,
+        network_backend=GuardedBackend(guard),
+    )
+    return transport
+
+
 class HttpFetcher:
     def __init__(self, guard: AddressGuard, limits: HttpLimits, user_agent: str) -> None:
         self.guard = guard
@@ -64,13 +138,10 @@ class HttpFetcher:
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._host_limit: dict[str, int] = defaultdict(int)
         self._http = httpx.AsyncClient(
-            http2=False,
+            transport=guarded_transport(guard, limits),
             follow_redirects=False,
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate, br"},
             timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=limits.max_connections, max_keepalive_connections=limits.max_connections
-            ),
             trust_env=False,
         )
 
@@ -161,7 +232,11 @@ class HttpFetcher:
             raise FetchFailedError("decode", f"bad compressed body: {exc}", url) from None
         except httpx.TimeoutException as exc:
             raise FetchFailedError("timeout", f"{type(exc).__name__}", url) from None
-        except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__, BlockedConnectError):
+                raise FetchFailedError("blocked_address", str(exc), url) from None
+            raise _RetryableError("connect", f"{type(exc).__name__}: {exc}", url) from None
+        except httpx.RemoteProtocolError as exc:
             raise _RetryableError("connect", f"{type(exc).__name__}: {exc}", url) from None
         except httpx.TransportError as exc:
             raise FetchFailedError("connect", f"{type(exc).__name__}: {exc}", url) from None

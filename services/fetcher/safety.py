@@ -1,6 +1,7 @@
 """SSRF guard: only http(s), and never an address in a loopback, private, link-local, multicast or
 reserved range unless an allowlist names it. Checked after DNS resolution, before every request,
-including every redirect target, so no connection is ever made to a refused address."""
+including every redirect target, and again when the HTTP client opens a connection, on the addresses it
+connects to: a DNS answer that changes between the check and the connection (rebinding) is caught."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class BlockedError(ValueError):
@@ -45,8 +47,33 @@ class AddressGuard:
     def _allowed(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(ip in net for net in self.allowlist) or not _forbidden(ip)
 
+    async def resolve(self, host: str, port: int) -> list[IPAddress]:
+        """The addresses ``host`` stands for (a literal address stands for itself)."""
+        try:
+            return [ipaddress.ip_address(host.strip("[]"))]
+        except ValueError:
+            pass
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise DnsError(f"cannot resolve {host}: {exc.strerror}") from None
+        return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+
+    async def allowed_addresses(self, host: str, port: int) -> list[IPAddress]:
+        """Resolve ``host``; raise BlockedError unless every address it resolves to is allowed."""
+        addresses = await self.resolve(host, port)
+        for ip in addresses:
+            if not self._allowed(ip):
+                raise BlockedError(
+                    "blocked_address",
+                    f"{host} resolves to {ip}, a non-public address that is not allowlisted",
+                )
+        return addresses
+
     async def check(self, url: str) -> None:
-        """Raise BlockedError (or DnsError) unless every address the host resolves to is allowed."""
+        """Raise BlockedError (or DnsError) unless the URL is http(s) and every address its host
+        resolves to is allowed. The HTTP client checks again at connect time, on the very addresses
+        it connects to (see ``services.fetcher.http.GuardedBackend``)."""
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -57,23 +84,4 @@ class AddressGuard:
         host = parts.hostname
         if not host:
             raise BlockedError("invalid_url", "no host")
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
-        if literal is not None:
-            addresses = [literal]
-        else:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
-                )
-            except socket.gaierror as exc:
-                raise DnsError(f"cannot resolve {host}: {exc.strerror}") from None
-            addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-        for ip in addresses:
-            if not self._allowed(ip):
-                raise BlockedError(
-                    "blocked_address",
-                    f"{host} resolves to {ip}, a non-public address that is not allowlisted",
-                )
+        await self.allowed_addresses(host, port or (443 if parts.scheme == "https" else 80))

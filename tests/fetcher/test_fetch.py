@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,8 @@ from devtools.corpus.server import CorpusServer
 from runtime.server import ServerHandle, start_server
 from runtime.settings import load_settings
 from runtime.stubs import FetcherStub as Fetcher
+from services.fetcher.http import FetchFailedError, HttpFetcher, HttpLimits
+from services.fetcher.safety import AddressGuard, IPAddress, parse_allowlist
 from services.fetcher.service import FetcherService
 from services.fetcher.settings import FetcherSettings
 from tests.fetcher.hostile import Hostile, start
@@ -226,3 +229,69 @@ async def test_bad_request_is_invalid_argument(loopback_fetcher: Fetcher) -> Non
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await fetch(loopback_fetcher, ["http://127.0.0.1/"], per_host_concurrency=1000)
     assert info.value.details() == "options.per_host_concurrency: 1000 is outside [0, 256]"
+
+
+class RebindingGuard(AddressGuard):
+    """Answers for the made-up host ``rebind.test``: 127.0.0.1 (allowlisted) for the first lookup, then
+    127.0.0.2 (not allowlisted), as a DNS server that rebinds a name would."""
+
+    def __init__(self) -> None:
+        super().__init__(parse_allowlist(["127.0.0.1/32"]))
+        self.lookups = 0
+
+    async def resolve(self, host: str, port: int) -> list[IPAddress]:
+        if host != "rebind.test":
+            return await super().resolve(host, port)
+        self.lookups += 1
+        return [ipaddress.ip_address("127.0.0.1" if self.lookups == 1 else "127.0.0.2")]
+
+
+async def test_dns_rebinding_between_check_and_connect_is_refused(hostile: Hostile) -> None:
+    port = int(hostile.base.rsplit(":", 1)[1])
+    accepted: list[int] = []
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.2", port))
+    listener.listen()
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def count() -> None:
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            accepted.append(1)
+            conn.close()
+
+    counter = asyncio.create_task(count())
+    guard = RebindingGuard()
+    http = HttpFetcher(guard, HttpLimits(retries=0), "storywire-test")
+    try:
+        with pytest.raises(FetchFailedError) as info:
+            await http.fetch(f"http://rebind.test:{port}/good.xml", per_host=4, total_timeout=3)
+    finally:
+        await http.aclose()
+        counter.cancel()
+        listener.close()
+    assert guard.lookups == 2  # the check, then the connection's own lookup
+    assert info.value.code == "blocked_address"
+    assert "127.0.0.2" in str(info.value)
+    assert accepted == []
+
+
+async def test_connections_go_to_the_address_the_guard_checked(hostile: Hostile) -> None:
+    """``rebind.test`` is in no DNS: the fetch only works because the connection uses the guard's own
+    (checked) answer, 127.0.0.1, for both lookups."""
+    port = int(hostile.base.rsplit(":", 1)[1])
+
+    class Steady(RebindingGuard):
+        async def resolve(self, host: str, port: int) -> list[IPAddress]:
+            self.lookups += 1
+            return [ipaddress.ip_address("127.0.0.1")]
+
+    http = HttpFetcher(Steady(), HttpLimits(retries=0), "storywire-test")
+    try:
+        fetched = await http.fetch(f"http://rebind.test:{port}/good.xml", per_host=4, total_timeout=3)
+    finally:
+        await http.aclose()
+    assert fetched.status == 200
+    assert b"<rss" in fetched.body
