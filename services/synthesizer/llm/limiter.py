@@ -65,7 +65,7 @@ class AdaptiveLimiter:
         self._limit = float(min(max(initial, minimum), maximum))
         self._slow_start = not static
         self._in_flight = 0
-        self._cond = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()  # callers waiting for a permit, in order
         self._latencies: deque[float] = deque(maxlen=window)
         self._last_cut = 0.0
         self._release_waiters: deque[asyncio.Future[None]] = deque()
@@ -87,11 +87,32 @@ class AdaptiveLimiter:
         self._limit = min(self._limit, self.maximum)
 
     async def acquire(self) -> Permit:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self._in_flight < self.limit)
-            self._in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        """A permit, first come first served. Each freed slot wakes exactly one waiter: with a
+        Condition and notify_all, 1,000 queued clusters all woke on every completion (quadratic)."""
+        if self._in_flight < self.limit and not self._waiters:
+            self._take()
+        else:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release(completed=False)  # granted just as we were cancelled: hand it on
+                raise
         return Permit(self, time.monotonic(), self.limit)
+
+    def _take(self) -> None:
+        self._in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self._in_flight)
+
+    def _grant(self) -> None:
+        """Hand free slots to the oldest waiters (the slot is taken on their behalf)."""
+        while self._waiters and self._in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._take()
+                waiter.set_result(None)
 
     def _release(self, completed: bool = True) -> None:
         """A call gave its permit back; `completed` unless it was turned away for lack of capacity, in
@@ -103,7 +124,7 @@ class AdaptiveLimiter:
                 if not waiter.done():
                     waiter.set_result(None)
                     break
-        asyncio.get_running_loop().create_task(self._wake())
+        self._grant()
 
     async def next_release(self, timeout: float) -> None:
         """Wait until another call completes (one waiter per completion, in order), at most `timeout`
@@ -114,10 +135,6 @@ class AdaptiveLimiter:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await waiter
-
-    async def _wake(self) -> None:
-        async with self._cond:
-            self._cond.notify_all()
 
     def _set(self, value: float) -> None:
         before = self.limit
@@ -142,11 +159,13 @@ class AdaptiveLimiter:
     def _on_over_capacity(self) -> None:
         """The calls still in flight are what the backend serves at once: keep exactly that many. Each
         rejected call lowers the estimate as it returns, so a burst converges within one round trip; the
-        additive increase after successes probes for more capacity, one call at a time."""
-        self._release(completed=False)
+        additive increase after successes probes for more capacity, one call at a time. The limit drops
+        before the permit is handed on, so no waiter is let in above it."""
         if not self.static:
             self._slow_start = False
-            self._set(min(self._limit, max(self._in_flight, self.minimum)))
+            still_in_flight = self._in_flight - 1  # without this rejected call
+            self._set(min(self._limit, max(still_in_flight, self.minimum)))
+        self._release(completed=False)
 
     def _on_congestion(self) -> None:
         if not self.static:
