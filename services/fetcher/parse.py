@@ -96,7 +96,7 @@ def parse_feed(fetched: Fetched) -> list[Entry]:
     if _well_formed(fetched.body):
         try:
             entries = _fast_entries(fetched)
-        except (ValueError, etree.LxmlError):
+        except Exception:  # whatever the fast parser trips on, the lenient one gets its turn
             entries = []
     if not any(e.title or e.text for e in entries):
         entries = _lenient_entries(fetched)

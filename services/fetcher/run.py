@@ -14,12 +14,14 @@ from opentelemetry import trace
 from storywire.v1 import common_pb2, fetcher_pb2
 
 from runtime.ids import article_id, content_hash
+from runtime.logging import get_logger
 from services.fetcher.conditional import ConditionalCache, Remembered
 from services.fetcher.http import FetchFailedError, HttpFetcher
 from services.fetcher.parse import Entry, parse, parse_html
 from services.fetcher.urls import canonicalize
 
 tracer = trace.get_tracer("storywire.fetcher")
+log = get_logger(__name__)
 CODES: dict[str, common_pb2.FetchErrorCode.ValueType] = {
     name.removeprefix("FETCH_ERROR_CODE_").lower(): value for name, value in common_pb2.FetchErrorCode.items()
 }
@@ -79,7 +81,14 @@ class FetchRun:
             span.set_attribute("url.full", url[:500])
             span.set_attribute("server.address", urlsplit(url).hostname or "")
             try:
-                entries, not_modified, size, status = await self._entries(url)
+                try:
+                    entries, not_modified, size, status = await self._entries(url)
+                except (FetchFailedError, asyncio.CancelledError):
+                    raise
+                except Exception as unexpected:  # a parser crash or a bug: the URL fails, visibly
+                    log.exception("unexpected error while fetching", url=url)
+                    detail = f"internal error: {type(unexpected).__name__}: {unexpected}"
+                    raise FetchFailedError("internal", detail, url) from None
             except FetchFailedError as exc:
                 span.set_attribute("storywire.fetch.error", exc.code)
                 span.set_attribute("http.response.status_code", exc.http_status)

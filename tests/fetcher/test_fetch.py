@@ -295,3 +295,18 @@ async def test_connections_go_to_the_address_the_guard_checked(hostile: Hostile)
         await http.aclose()
     assert fetched.status == 200
     assert b"<rss" in fetched.body
+
+
+async def test_an_unexpected_parser_crash_fails_the_url_visibly(
+    loopback_fetcher: Fetcher, hostile: Hostile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(fetched: Any) -> Any:
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr("services.fetcher.run.parse", crash)
+    url = f"{hostile.base}/good.xml"
+    articles, errors, summary = split(await fetch(loopback_fetcher, [url]))
+    assert articles == []
+    assert errors[url].code == E.FETCH_ERROR_CODE_UNSPECIFIED
+    assert errors[url].detail == "internal error: RuntimeError: parser bug"
+    assert summary.urls_failed == summary.urls_total == 1
