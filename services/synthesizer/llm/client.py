@@ -126,6 +126,7 @@ class OpenAIClient:
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 raise_for_status=False,
+                trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as the httpx client honoured them
             )
         return self._session
 
