@@ -15,6 +15,7 @@ from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
 
 from bench.env import BenchEnv
 from bench.procs import corpus_server, start_services
+from bench.report import Row
 from devtools.corpus.synthetic import build_synthetic
 from devtools.services import ServiceProcess
 
@@ -37,6 +38,21 @@ class PipelineResult:
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
     llm_calls: int = 0
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds each service spent on the job
+
+    @property
+    def per_article_us(self) -> float:
+        return self.wall_s / max(self.articles, 1) * 1e6
+
+    def row(self, scenario: str, variant: str, sim_calls: int, more_notes: str = "") -> Row:
+        """The benchmark row: per-article cost, CPU and memory of each service, and the job's end."""
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in self.cpu_s.items())
+        rss = ", ".join(f"{k} {self.idle_rss_mib[k]:.0f}->{v:.0f}" for k, v in self.peak_rss_mib.items())
+        notes = (
+            f"{self.per_article_us:.0f} us/article; CPU s: {cpu}; {self.stories} stories, "
+            f"sim calls={sim_calls}; RSS MiB idle->peak: {rss}; job {self.state}{more_notes}"
+        )
+        extra = {"result": self.__dict__, "per_article_us": self.per_article_us}
+        return Row(scenario, variant, self.wall_s, self.articles, "articles", notes=notes, extra=extra)
 
 
 def memory_mib(pid: int, key: str) -> float:

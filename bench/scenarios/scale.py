@@ -20,16 +20,5 @@ async def run(env: BenchEnv) -> list[Row]:
             sim_reset(url, slots=64, latency=0.01, ttft=0.0, queue=100_000)
             result = await run_pipeline(env, url, articles)
             calls = sim_stats(url)["calls"]
-            peak = ", ".join(
-                f"{k} {result.idle_rss_mib[k]:.0f}->{v:.0f}" for k, v in result.peak_rss_mib.items()
-            )
-            per_article_us = result.wall_s / max(result.articles, 1) * 1e6
-            cpu = ", ".join(f"{k} {v:.1f}" for k, v in result.cpu_s.items())
-            notes = (
-                f"{per_article_us:.0f} us/article; CPU s: {cpu}; "
-                f"{result.stories} stories, sim calls={calls}; RSS MiB idle->peak: {peak}; job {result.state}"
-            )
-            extra = {"result": result.__dict__, "per_article_us": per_article_us}
-            rows.append(Row("scale", f"{articles} articles", result.wall_s, result.articles, "articles",
-                            notes=notes, extra=extra))  # fmt: skip
+            rows.append(result.row("scale", f"{articles} articles", calls))
     return rows

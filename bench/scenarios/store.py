@@ -22,8 +22,8 @@ from bench.env import BenchEnv
 from bench.report import Row
 from devtools.health import wait_healthy
 from devtools.services import ServiceProcess
+from runtime.batching import pipelined
 from runtime.settings import load_settings
-from services.store.batching import pipelined
 from services.store.convert import from_ts
 from services.store.database import Database
 from services.store.settings import StoreSettings

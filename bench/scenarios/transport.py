@@ -24,13 +24,5 @@ async def run(env: BenchEnv) -> list[Row]:
     result = sorted(results, key=lambda r: r.wall_s)[len(results) // 2]  # the median run
     walls = ", ".join(f"{r.wall_s:.2f}" for r in results)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.stage_s.items())
-    peak = ", ".join(f"{k} {v:.0f}" for k, v in result.peak_rss_mib.items())
-    per_article_us = result.wall_s / max(result.articles, 1) * 1e6
-    cpu = ", ".join(f"{k} {v:.1f}" for k, v in result.cpu_s.items())
-    notes = (
-        f"{per_article_us:.0f} us/article; CPU s: {cpu}; {result.stories} stories, sim calls={calls}; "
-        f"stages: {stages}; peak RSS MiB: {peak}; job {result.state}; median of runs {walls} s"
-    )
-    extra = {"result": result.__dict__, "per_article_us": per_article_us}
-    return [Row("transport", f"{articles} articles, 0 s LLM", result.wall_s, result.articles, "articles",
-                notes=notes, extra=extra)]  # fmt: skip
+    more = f"; stages: {stages}; median of runs {walls} s"
+    return [result.row("transport", f"{articles} articles, 0 s LLM", calls, more)]

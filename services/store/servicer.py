@@ -13,8 +13,8 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
 
+from runtime.batching import batches, pipelined
 from runtime.logging import get_logger
-from services.store.batching import batches, pipelined
 from services.store.database import TRANSIENT_ERRORS, DatabaseUnavailableError
 from services.store.events import EventHub, watch
 from services.store.jobs import Jobs, NotFoundError, PreconditionError

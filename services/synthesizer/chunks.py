@@ -1,6 +1,7 @@
 """Items from a queue in chunks for the store's write streams: a chunk is sent when it is full, when
 ``linger`` seconds have passed since its first item, or when the queue ends (``None``). One message per
-item cost the synthesizer about a fifth of its CPU on a 5,000-article job (bench transport)."""
+item cost the synthesizer about a fifth of its CPU on a 5,000-article job (bench transport). The
+batching itself is the store's (``runtime.batching.batches``)."""
 
 from __future__ import annotations
 
@@ -8,33 +9,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
+from runtime.batching import batches
+
 T = TypeVar("T")
 
 
 async def gather_chunks(
     queue: asyncio.Queue[T | None], max_items: int, linger: float
 ) -> AsyncIterator[list[T]]:
-    loop = asyncio.get_running_loop()
-    done = False
-    while not done:
-        first = await queue.get()
-        if first is None:
-            return
-        chunk = [first]
-        deadline = loop.time() + linger
-        while len(chunk) < max_items:
-            try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(queue.get(), remaining)
-                except TimeoutError:
-                    break
-            if item is None:
-                done = True
-                break
-            chunk.append(item)
+    async def items() -> AsyncIterator[list[T]]:
+        while (item := await queue.get()) is not None:
+            yield [item]
+
+    async for chunk in batches(items(), max_items, linger):
         yield chunk

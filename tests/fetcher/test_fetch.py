@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import AsyncIterator
@@ -53,6 +54,31 @@ async def hostile() -> AsyncIterator[Hostile]:
         yield server
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def counting_listener(host: str, port: int) -> AsyncIterator[list[int]]:
+    """A TCP listener on host:port that accepts, counts and closes connections; yields the count list."""
+    accepted: list[int] = []
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen()
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def count() -> None:
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            accepted.append(1)
+            conn.close()
+
+    counter = asyncio.create_task(count())
+    try:
+        yield accepted
+    finally:
+        counter.cancel()
+        listener.close()
 
 
 async def fetch(stub: Fetcher, urls: list[str], **options: Any) -> list[fetcher_pb2.FetchResponse]:
@@ -173,26 +199,8 @@ async def test_redirect_to_unlisted_loopback_is_refused_before_connecting(
 ) -> None:
     # a listener on 127.0.0.2 counts connections: the refused redirect target must never be contacted
     port = int(hostile.base.rsplit(":", 1)[1])
-    accepted: list[int] = []
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.2", port))
-    listener.listen()
-    listener.setblocking(False)
-    loop = asyncio.get_running_loop()
-
-    async def count() -> None:
-        while True:
-            conn, _ = await loop.sock_accept(listener)
-            accepted.append(1)
-            conn.close()
-
-    counter = asyncio.create_task(count())
-    try:
+    async with counting_listener("127.0.0.2", port) as accepted:
         _, errors, _ = split(await fetch(loopback_fetcher, [f"{hostile.base}/to-other-loopback"]))
-    finally:
-        counter.cancel()
-        listener.close()
     error = next(iter(errors.values()))
     assert error.code == E.FETCH_ERROR_CODE_BLOCKED_ADDRESS
     assert error.url == f"http://127.0.0.2:{port}/good.xml"
@@ -248,30 +256,14 @@ class RebindingGuard(AddressGuard):
 
 async def test_dns_rebinding_between_check_and_connect_is_refused(hostile: Hostile) -> None:
     port = int(hostile.base.rsplit(":", 1)[1])
-    accepted: list[int] = []
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.2", port))
-    listener.listen()
-    listener.setblocking(False)
-    loop = asyncio.get_running_loop()
-
-    async def count() -> None:
-        while True:
-            conn, _ = await loop.sock_accept(listener)
-            accepted.append(1)
-            conn.close()
-
-    counter = asyncio.create_task(count())
     guard = RebindingGuard()
     http = HttpFetcher(guard, HttpLimits(retries=0), "storywire-test")
     try:
-        with pytest.raises(FetchFailedError) as info:
-            await http.fetch(f"http://rebind.test:{port}/good.xml", per_host=4, total_timeout=3)
+        async with counting_listener("127.0.0.2", port) as accepted:
+            with pytest.raises(FetchFailedError) as info:
+                await http.fetch(f"http://rebind.test:{port}/good.xml", per_host=4, total_timeout=3)
     finally:
         await http.aclose()
-        counter.cancel()
-        listener.close()
     assert guard.lookups == 2  # the check, then the connection's own lookup
     assert info.value.code == "blocked_address"
     assert "127.0.0.2" in str(info.value)

@@ -1,4 +1,5 @@
-"""Cut a stream of chunks into batches bounded by size and by time, and write batches in a pipeline.
+"""Cut a stream of chunks into batches bounded by size and by time, and write batches in a pipeline
+(the store's write streams, and the pipeline's writes to the store).
 
 A reader task drains the gRPC stream into a bounded queue (backpressure to the client), so that waiting
 for the batch deadline never cancels a read on the underlying stream.
