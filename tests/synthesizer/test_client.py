@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.stack.proc import free_port
-from services.synthesizer.llm.client import ChatRequest, OpenAIClient
+from services.synthesizer.llm.client import ChatRequest, OpenAIClient, proxy_for
 from services.synthesizer.llm.errors import (
     BadResponseError,
     CallTimeoutError,
@@ -95,3 +95,14 @@ async def test_timeout_and_unreachable(sim: Sim) -> None:
             await dead.complete(REQUEST)
     finally:
         await dead.aclose()
+
+
+def test_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.test")
+    assert proxy_for("https://api.openai.test/v1") == "http://proxy.test:3128"
+    assert proxy_for("https://internal.test/v1") is None
+    assert proxy_for("http://127.0.0.1:8080/v1") is None  # no HTTP_PROXY set
