@@ -15,7 +15,7 @@ from bench.report import Row, print_table, write_json
 from devtools.stack import Stack
 from runtime.logging import configure_logging
 
-SCENARIOS = ["seed", "adaptive", "fetch", "store", "transport", "scale", "clustering"]
+SCENARIOS = ["seed", "adaptive", "fetch", "store", "transport", "scale", "clustering", "httpclient"]
 
 
 async def run_all(names: list[str], env: BenchEnv) -> list[Row]:
