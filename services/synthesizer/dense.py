@@ -8,6 +8,7 @@ fix the order, embeddings are a pure function of the text.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -32,8 +33,14 @@ class EmbeddingBackend:
     def __init__(self, encoder: MiniLMEncoder | None = None) -> None:
         self.encoder = encoder or MiniLMEncoder()
         self._remembered: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+        # one backend serves every stream of the process, and releases run in worker threads
+        self._lock = threading.Lock()
 
     def _embed(self, docs: Sequence[Doc]) -> NDArray[np.float32]:
+        with self._lock:
+            return self._embed_locked(docs)
+
+    def _embed_locked(self, docs: Sequence[Doc]) -> NDArray[np.float32]:
         import numpy as np  # noqa: PLC0415 - optional extra
 
         missing = [d for d in docs if d.content_hash not in self._remembered]

@@ -3,6 +3,7 @@ clustering quality on the labelled sample, and a synthesis stream that clusters 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
@@ -81,3 +82,18 @@ async def test_a_synthesis_session_clusters_with_embeddings(sim: Sim) -> None:
     stories = [r.story for r in responses if r.WhichOneof("item") == "story"]
     assert len(stories) == 14
     assert responses[-1].summary.articles == 154
+
+
+async def test_concurrent_releases_share_one_backend() -> None:
+    """Streams release in worker threads at the same time; the remembered embeddings stay consistent."""
+    backend = EmbeddingBackend(ENCODER)  # fresh: every release embeds its articles
+    items = compose()
+    groups = [
+        [Doc.of(i.path, i.title, i.text, i.path) for i in items if i.event == event]
+        for event in sorted({i.event for i in items})
+    ]
+    results = await asyncio.gather(
+        *(asyncio.to_thread(backend.cluster, group, backend.default_threshold) for group in groups)
+    )
+    assert [len(r) for r in results] == [1] * len(groups)  # each event's articles stay one cluster
+    assert len(backend._remembered) == len(items)
