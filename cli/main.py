@@ -101,7 +101,12 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
     name: Annotated[str, typer.Option(help="a name for listings")] = "",
     time_window_hours: Annotated[float, typer.Option(help="only articles this recent (0 = all)")] = 0.0,
     min_articles: Annotated[int, typer.Option(help="articles needed for a story (0 = default 2)")] = 0,
-    threshold: Annotated[float, typer.Option(help="clustering similarity threshold (0 = default 0.3)")] = 0.0,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            help="clustering similarity threshold (0 = the backend default: 0.3 TF-IDF, 0.5 embeddings)"
+        ),
+    ] = 0.0,
     model: Annotated[str, typer.Option(help="LLM model (empty = synthesizer default)")] = "",
     max_concurrency: Annotated[int, typer.Option(help="cap on concurrent LLM calls (0 = adaptive)")] = 0,
     max_articles: Annotated[int, typer.Option(help="stop after this many articles (0 = no limit)")] = 0,

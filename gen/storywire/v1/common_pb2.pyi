@@ -217,7 +217,9 @@ class JobOptions(_message.Message):
     min_articles_per_story: _builtins.int
     """Clusters with fewer articles than this get no story (default 2)."""
     similarity_threshold: _builtins.float
-    """Cosine similarity an article needs to join a cluster, in (0, 1] (default 0.3)."""
+    """Cosine similarity an article needs to join a cluster, in (0, 1] (0 = the synthesizer's clustering
+    backend default: 0.3 for TF-IDF, 0.5 for embeddings).
+    """
     model: _builtins.str
     """LLM model name passed to the OpenAI-compatible backend (default: synthesizer setting)."""
     max_concurrency: _builtins.int
