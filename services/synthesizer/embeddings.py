@@ -117,7 +117,7 @@ class MiniLMEncoder:
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)  # type: ignore[no-any-return]
 
     def _linear(self, x: Array, name: str) -> Array:
-        """x W^T + b as one 2-D product (a stacked 3-D product took 15x longer in numpy)."""
+        """x W^T + b, as one 2-D product with the weight stored transposed."""
         flat = x.reshape(-1, x.shape[-1]) @ self.w[name + ".weight.T"]
         flat += self.w[name + ".bias"]
         return flat.reshape(*x.shape[:-1], -1)  # type: ignore[no-any-return]
