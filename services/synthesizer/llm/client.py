@@ -104,10 +104,10 @@ def proxy_for(url: str) -> str | None:
 class OpenAIClient:
     """One pooled aiohttp session per backend with connect/read timeouts and a total deadline per call.
 
-    aiohttp rather than httpx: measured on 2 cores against the simulator, httpx 0.28 spent 2.3 ms of CPU
-    per call at 16 calls in flight and 9 ms at 64 (its pool scans every connection per request);
-    aiohttp spent 0.14 ms at both. With dozens of calls in flight that overhead is the whole gap to the
-    LLM-bound ideal (docs/performance.md)."""
+    aiohttp rather than httpx: on 2 cores against the simulator (``python -m bench httpclient``), httpx
+    0.28 spent 2.16 ms of CPU per call at 16 calls in flight and 9.89 ms at 64, growing with the calls
+    in flight; aiohttp 0.10 and 0.12 ms. With dozens of calls in flight that overhead was most of the
+    gap to the LLM-bound ideal (docs/performance.md)."""
 
     def __init__(
         self,
