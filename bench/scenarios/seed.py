@@ -122,10 +122,9 @@ async def one_config(  # noqa: PLR0917
     ideal = math.ceil(len(clusters) / slots) * latency
 
     peers: list[tuple[str, Any]] = [
-        ("sequential loop", lambda: asyncio.to_thread(sequential.run, url, peer_clusters(articles), model)),
-        ("ThreadPoolExecutor(3) (original)",
-         lambda: asyncio.to_thread(threadpool.run, url, peer_clusters(articles), model)),
-        ("asyncio.gather + Semaphore(5)", lambda: gather.run(url, peer_clusters(articles), model)),
+        ("sequential loop", lambda: asyncio.to_thread(sequential.run, url, clusters, model)),
+        ("ThreadPoolExecutor(3) (original)", lambda: asyncio.to_thread(threadpool.run, url, clusters, model)),
+        ("asyncio.gather + Semaphore(5)", lambda: gather.run(url, clusters, model)),
     ]  # fmt: skip
     runs = 1 if env.quick else 3
 
