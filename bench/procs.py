@@ -19,19 +19,27 @@ from devtools.stack.proc import free_port, wait_for_port
 
 
 @contextmanager
-def simulator(**config: Any) -> Iterator[str]:
-    """An LLM simulator process; yields its base URL (…/v1)."""
+def _serving(module: str, args: list[str], what: str) -> Iterator[int]:
+    """``python -m module --port P *args`` on a free port P, stopped on exit; yields P once it listens."""
     port = free_port()
-    argv = [sys.executable, "-m", "devtools.llmsim", "--port", str(port)]
-    for key, value in config.items():
-        argv += [f"--{key.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
+    argv = [sys.executable, "-m", module, "--port", str(port), *args]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(port, "the LLM simulator", proc)
-        yield f"http://127.0.0.1:{port}/v1"
+        wait_for_port(port, what, proc)
+        yield port
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def simulator(**config: Any) -> Iterator[str]:
+    """An LLM simulator process; yields its base URL (…/v1)."""
+    args = []
+    for key, value in config.items():
+        args += [f"--{key.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
+    with _serving("devtools.llmsim", args, "the LLM simulator") as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def sim_reset(base_url: str, **config: Any) -> None:
@@ -46,17 +54,9 @@ def sim_stats(base_url: str) -> dict[str, Any]:
 @contextmanager
 def corpus_server(latency: float = 0.0, root: Path | None = None) -> Iterator[str]:
     """The corpus server process (the sample corpus, or ``root``); yields its base URL."""
-    port = free_port()
-    argv = [sys.executable, "-m", "devtools.corpus.server", "--port", str(port), "--latency", str(latency)]
-    if root is not None:
-        argv += ["--root", str(root)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, "the corpus server", proc)
+    args = ["--latency", str(latency), *(["--root", str(root)] if root is not None else [])]
+    with _serving("devtools.corpus.server", args, "the corpus server") as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 async def start_services(
