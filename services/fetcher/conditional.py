@@ -29,21 +29,13 @@ class Remembered:
 
 
 def _dump(item: Remembered) -> bytes:
-    """Compact bytes for a URL's memory. Built field by field (``asdict`` deep-copies every string) and
-    compressed at level 1: for a 250-item feed this took 10 ms at the default level, on the event loop."""
+    """Compact bytes for a URL's memory. Shallow field copies (``asdict`` deep-copies every string),
+    compressed at level 1: for a 250-item feed the default level took 10 ms."""
     entries = [
-        {
-            "url": e.url,
-            "title": e.title,
-            "text": e.text,
-            "published": e.published.isoformat() if e.published else None,
-            "author": e.author,
-        }
-        for e in item.entries
+        {**vars(e), "published": e.published.isoformat() if e.published else None} for e in item.entries
     ]
-    v = item.validators
-    validators = {"etag": v.etag, "last_modified": v.last_modified}
-    return zlib.compress(json.dumps({"validators": validators, "entries": entries}).encode(), 1)
+    payload = {"validators": vars(item.validators), "entries": entries}
+    return zlib.compress(json.dumps(payload).encode(), 1)
 
 
 def _load(raw: bytes) -> Remembered:
