@@ -64,6 +64,20 @@ async def batches(chunks: AsyncIterator[Sequence[T]], size: int, max_delay: floa
         task.cancel()
 
 
+async def queue_batches(
+    queue: asyncio.Queue[T | None], size: int, max_delay: float
+) -> AsyncIterator[list[T]]:
+    """``batches`` over the items put on a queue, ending at ``None``: the pipeline's writes to the store
+    (one message per item cost the synthesizer about a fifth of its CPU on a 5,000-article job)."""
+
+    async def items() -> AsyncIterator[list[T]]:
+        while (item := await queue.get()) is not None:
+            yield [item]
+
+    async for batch in batches(items(), size, max_delay):
+        yield batch
+
+
 async def pipelined(
     source: AsyncIterator[list[T]],
     write: Callable[[int, list[T]], Coroutine[Any, Any, None]],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.synthesizer.chunks import gather_chunks
+from runtime.batching import queue_batches
 
 
 async def test_chunks_fill_linger_and_end() -> None:
@@ -14,7 +14,7 @@ async def test_chunks_fill_linger_and_end() -> None:
     got: list[list[int]] = []
 
     async def consume() -> None:
-        async for chunk in gather_chunks(queue, 2, 0.05):
+        async for chunk in queue_batches(queue, 2, 0.05):
             got.append(chunk)
 
     task = asyncio.create_task(consume())

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import grpc
 from storywire.v1 import common_pb2, fetcher_pb2, store_pb2, synthesizer_pb2
 
+from runtime.batching import queue_batches
 from runtime.logging import get_logger
 from runtime.telemetry import current_trace_id
-from services.synthesizer.chunks import gather_chunks
 
 if TYPE_CHECKING:
     from services.synthesizer.coordinator import Coordinator
@@ -197,7 +197,7 @@ class JobRun:
 
     async def _write_articles(self, queue: asyncio.Queue[common_pb2.Article | None]) -> None:
         async def chunks() -> AsyncIterator[store_pb2.PutArticlesRequest]:
-            async for chunk in gather_chunks(queue, ARTICLE_CHUNK, CHUNK_LINGER):
+            async for chunk in queue_batches(queue, ARTICLE_CHUNK, CHUNK_LINGER):
                 yield store_pb2.PutArticlesRequest(articles=chunk)
 
         reply = await self.c.store.PutArticles(chunks())
@@ -252,7 +252,7 @@ class JobRun:
 
     async def _write_stories(self, queue: asyncio.Queue[common_pb2.Story | None]) -> None:
         async def each() -> AsyncIterator[store_pb2.PutStoriesRequest]:
-            async for chunk in gather_chunks(queue, STORY_CHUNK, CHUNK_LINGER):
+            async for chunk in queue_batches(queue, STORY_CHUNK, CHUNK_LINGER):
                 yield store_pb2.PutStoriesRequest(stories=chunk)
 
         reply = await self.c.store.PutStories(each())
