@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from services.synthesizer.prompt import SourceArticle, build_messages
+from services.synthesizer.stories.prompt import SourceArticle, build_messages
 
 
 def payload(cluster: Sequence[SourceArticle], model: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import httpx
 
 from bench.peers.common import payload
-from services.synthesizer.prompt import SourceArticle
+from services.synthesizer.stories.prompt import SourceArticle
 
 
 async def run(

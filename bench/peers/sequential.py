@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import httpx
 
 from bench.peers.common import payload
-from services.synthesizer.prompt import SourceArticle
+from services.synthesizer.stories.prompt import SourceArticle
 
 
 def run(base_url: str, clusters: Sequence[Sequence[SourceArticle]], model: str) -> list[str]:

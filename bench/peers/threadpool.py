@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from bench.peers.common import payload
-from services.synthesizer.prompt import SourceArticle
+from services.synthesizer.stories.prompt import SourceArticle
 
 
 def run(

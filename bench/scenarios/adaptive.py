@@ -14,9 +14,9 @@ from bench.procs import sim_reset, sim_stats, simulator
 from bench.report import Row
 from runtime.settings import load_settings
 from services.synthesizer.engine import Engine
-from services.synthesizer.llm.writer import GenParams
-from services.synthesizer.prompt import SourceArticle
 from services.synthesizer.settings import SynthesizerSettings
+from services.synthesizer.stories.prompt import SourceArticle
+from services.synthesizer.stories.writer import GenParams
 
 
 def clusters(n: int, salt: str) -> list[list[SourceArticle]]:

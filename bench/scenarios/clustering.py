@@ -14,8 +14,8 @@ from bench.report import Row
 from devtools.corpus.build import compose
 from devtools.corpus.quality import adjusted_rand_index, purity
 from services.synthesizer.clustering import ClusterBackend, Doc, TfidfBackend
-from services.synthesizer.dense import EmbeddingBackend
-from services.synthesizer.embeddings import EmbeddingsUnavailableError
+from services.synthesizer.clustering.dense import EmbeddingBackend
+from services.synthesizer.clustering.embeddings import EmbeddingsUnavailableError
 
 
 def measure(name: str, backend: ClusterBackend, note: str = "", runs: int = 1) -> Row:

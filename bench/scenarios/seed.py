@@ -33,7 +33,7 @@ from devtools.corpus.build import compose
 from runtime.ids import article_id, content_hash
 from runtime.stubs import StoreStub
 from services.synthesizer.clustering import Doc, cluster_docs
-from services.synthesizer.prompt import SourceArticle
+from services.synthesizer.stories.prompt import SourceArticle
 
 STREAM_BATCH = 50  # articles per Synthesize message
 

@@ -12,13 +12,14 @@ from storywire.v1 import common_pb2, synthesizer_pb2
 
 from runtime.settings import SettingsError
 from services.synthesizer.clustering import ClusterBackend, TfidfBackend
-from services.synthesizer.embeddings import EmbeddingsUnavailableError, MiniLMEncoder
+from services.synthesizer.clustering.embeddings import EmbeddingsUnavailableError, MiniLMEncoder
 from services.synthesizer.llm.cache import MemoryTier, RedisTier, TierStats, TwoTierCache
+from services.synthesizer.llm.caller import RetryPolicy
 from services.synthesizer.llm.client import OpenAIClient
 from services.synthesizer.llm.limiter import AdaptiveLimiter
-from services.synthesizer.llm.writer import GenParams, RetryPolicy, StoryWriter
 from services.synthesizer.session import SessionConfig, SynthesisSession
 from services.synthesizer.settings import SynthesizerSettings
+from services.synthesizer.stories.writer import GenParams, StoryWriter
 
 DEFAULT_MIN_ARTICLES = 2
 
@@ -28,7 +29,7 @@ def cluster_backend(settings: SynthesizerSettings) -> ClusterBackend:
     if settings.cluster_backend == "tfidf":
         return TfidfBackend()
     try:
-        from services.synthesizer.dense import EmbeddingBackend  # noqa: PLC0415 - optional extra
+        from services.synthesizer.clustering.dense import EmbeddingBackend  # noqa: PLC0415 - optional extra
 
         model_dir = settings.cluster_embeddings_model_dir
         return EmbeddingBackend(MiniLMEncoder(Path(model_dir) if model_dir else None))

@@ -7,8 +7,8 @@ from storywire.v1 import synthesizer_pb2, synthesizer_pb2_grpc
 
 from runtime.logging import get_logger
 from runtime.server import Health
-from services.synthesizer.coordinator import Coordinator
 from services.synthesizer.engine import Engine
+from services.synthesizer.pipeline.coordinator import Coordinator
 from services.synthesizer.servicer import SynthesizerServicer
 from services.synthesizer.settings import SynthesizerSettings
 

@@ -19,8 +19,8 @@ from storywire.v1 import common_pb2, synthesizer_pb2
 
 from runtime.ids import article_id
 from services.synthesizer.clustering import Cluster, ClusterBackend, Doc, StreamClusterer
-from services.synthesizer.llm.writer import GenParams, StoryResult, StoryWriter
-from services.synthesizer.prompt import PROMPT_VERSION, SourceArticle
+from services.synthesizer.stories.prompt import PROMPT_VERSION, SourceArticle
+from services.synthesizer.stories.writer import GenParams, StoryResult, StoryWriter
 
 tracer = trace.get_tracer("storywire.synthesizer")
 TIERS = {

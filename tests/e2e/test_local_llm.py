@@ -16,9 +16,9 @@ from devtools.corpus.build import compose
 from runtime.settings import load_settings
 from services.synthesizer.clustering import Doc, cluster_docs
 from services.synthesizer.engine import Engine
-from services.synthesizer.llm.writer import GenParams
-from services.synthesizer.prompt import SourceArticle
 from services.synthesizer.settings import SynthesizerSettings
+from services.synthesizer.stories.prompt import SourceArticle
+from services.synthesizer.stories.writer import GenParams
 
 pytestmark = [
     pytest.mark.integration,

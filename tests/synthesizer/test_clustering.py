@@ -8,7 +8,8 @@ import random
 from devtools.corpus.build import compose
 from devtools.corpus.quality import adjusted_rand_index, purity
 from devtools.corpus.synthetic import synthetic_article
-from services.synthesizer.clustering import Doc, StreamClusterer, _top_terms, _vectors, cluster_docs
+from services.synthesizer.clustering import Doc, StreamClusterer, cluster_docs
+from services.synthesizer.clustering.tfidf import _top_terms, _vectors
 
 ARI_THRESHOLD = 0.9  # the default threshold (0.3) must recover the corpus's events this well
 

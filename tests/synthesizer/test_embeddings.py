@@ -15,14 +15,14 @@ from storywire.v1 import common_pb2, synthesizer_pb2
 from devtools.corpus.build import compose
 from devtools.corpus.quality import adjusted_rand_index, purity
 from services.synthesizer.clustering import Doc
-from services.synthesizer.embeddings import EmbeddingsUnavailableError, MiniLMEncoder
+from services.synthesizer.clustering.embeddings import EmbeddingsUnavailableError, MiniLMEncoder
 from tests.synthesizer.conftest import Sim, engine_for
 from tests.synthesizer.test_service import corpus_articles
 
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.json"
 
 try:
-    from services.synthesizer.dense import EmbeddingBackend
+    from services.synthesizer.clustering.dense import EmbeddingBackend
 
     ENCODER: MiniLMEncoder | None = MiniLMEncoder()
     MISSING = ""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.synthesizer import grounding
-from services.synthesizer.prompt import SourceArticle
+from services.synthesizer.stories import grounding
+from services.synthesizer.stories.prompt import SourceArticle
 
 TEXT = (
     "Helio Grid switched on its 480-megawatt solar farm at Dunmore Flats on Wednesday. The farm has "

@@ -10,8 +10,8 @@ import pytest
 
 from devtools.stack import Stack, StackInfo
 from services.synthesizer.llm.cache import MemoryTier
-from services.synthesizer.llm.writer import GenParams
-from services.synthesizer.prompt import SourceArticle
+from services.synthesizer.stories.prompt import SourceArticle
+from services.synthesizer.stories.writer import GenParams
 from tests.conftest import make_state_dir
 from tests.synthesizer.conftest import Sim, engine_for
 

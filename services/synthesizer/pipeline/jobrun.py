@@ -17,7 +17,7 @@ from runtime.logging import get_logger
 from runtime.telemetry import current_trace_id
 
 if TYPE_CHECKING:
-    from services.synthesizer.coordinator import Coordinator
+    from services.synthesizer.pipeline.coordinator import Coordinator
 
 log = get_logger(__name__)
 ARTICLE_CHUNK = 200

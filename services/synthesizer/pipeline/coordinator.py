@@ -20,7 +20,7 @@ from runtime.client import open_channel
 from runtime.logging import get_logger
 from runtime.stubs import FetcherStub, StoreStub
 from services.synthesizer.engine import Engine
-from services.synthesizer.jobrun import JobRun
+from services.synthesizer.pipeline.jobrun import JobRun
 from services.synthesizer.settings import SynthesizerSettings
 
 log = get_logger(__name__)

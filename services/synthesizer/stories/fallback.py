@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.synthesizer.prompt import SourceArticle
+from services.synthesizer.stories.prompt import SourceArticle
 from services.synthesizer.text import sentences
 
 EXTRACTIVE_MODEL = "extractive"

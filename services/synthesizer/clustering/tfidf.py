@@ -1,7 +1,7 @@
 """Clustering articles into stories.
 
 Backends (``ClusterBackend``): TF-IDF (here, the default) and sentence embeddings
-(:mod:`services.synthesizer.dense`, an optional extra).
+(:mod:`services.synthesizer.clustering.dense`, an optional extra).
 
 Similarity is TF-IDF cosine (IDF from the articles being clustered); assignment is greedy: each article,
 taken in id order, joins the most similar cluster centroid if the cosine reaches the threshold, else

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from services.synthesizer.clustering import Cluster, Doc, cluster_key
-from services.synthesizer.embeddings import MiniLMEncoder
+from services.synthesizer.clustering.embeddings import MiniLMEncoder
 
 if TYPE_CHECKING:
     import numpy as np

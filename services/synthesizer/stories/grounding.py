@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from services.synthesizer.prompt import SourceArticle
+from services.synthesizer.stories.prompt import SourceArticle
 
 MIN_SUMMARY, MAX_SUMMARY, MAX_TITLE = 40, 2500, 200
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")

@@ -1,0 +1,143 @@
+"""One LLM call made resilient: a concurrency permit from the adaptive limiter, retries with backoff and
+jitter (or the server's Retry-After), and capacity handling for 429s. Every permit is given back on
+every path (success, error, cancellation, timeout) by construction: the ``finally`` below.
+
+The answer's validation is the caller's business (``parse``): an answer that fails it still freed a
+slot the backend served, so it counts as a capacity sample for the limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from opentelemetry import trace
+
+from runtime.logging import get_logger
+from services.synthesizer.llm.client import ChatRequest, Completion, OpenAIClient
+from services.synthesizer.llm.errors import BadResponseError, LLMError, RateLimitedError
+from services.synthesizer.llm.limiter import AdaptiveLimiter
+
+log = get_logger(__name__)
+tracer = trace.get_tracer("storywire.synthesizer")
+#: 429s answered while other calls were in flight, retried through the limiter without using attempts
+MAX_CAPACITY_RETRIES = 100
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        jitter = random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+        if retry_after is not None:
+            return float(min(retry_after, self.max_delay)) + jitter / 10
+        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1))) * jitter
+
+
+@dataclass
+class Spent:
+    """Tokens of every completion received for one story, including answers that were then rejected."""
+
+    prompt: int = 0
+    completion: int = 0
+    estimated: bool = False
+    completions: list[Completion] = field(default_factory=list)
+
+    def add(self, c: Completion) -> None:
+        self.prompt += c.prompt_tokens
+        self.completion += c.completion_tokens
+        self.estimated = self.estimated or c.estimated
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    completion: Completion
+    attempts: int
+    value: T
+
+
+class ResilientCaller:
+    def __init__(self, client: OpenAIClient, limiter: AdaptiveLimiter, retry: RetryPolicy | None = None):
+        self.client = client
+        self.limiter = limiter
+        self.retry = retry or RetryPolicy()
+
+    async def call(
+        self, request: ChatRequest, parse: Callable[[str], T | None], spent: Spent, *, what: str = "answer"
+    ) -> Answer[T]:
+        """Attempts until success or a permanent failure (raised with ``attempts`` set).
+
+        A 429 while other calls are in flight means "we sent more than the backend serves at once": the
+        limit drops to what is in flight and the call waits for a permit (freed as calls complete, i.e. at
+        the backend's real pace) rather than sleeping Retry-After (whole seconds, often many calls long);
+        with a static limit it waits for the next call to complete instead. Such capacity retries do not
+        use up attempts. A 429 with nothing else in flight is a real rate limit: Retry-After is honoured.
+        """
+        attempt = capacity_retries = 0
+        while True:
+            attempt += 1
+            permit = await self.limiter.acquire()
+            delay = 0.0
+            try:
+                with tracer.start_as_current_span("llm.call") as span:
+                    span.set_attribute("storywire.llm.attempt", attempt + capacity_retries)
+                    span.set_attribute("storywire.llm.concurrency_limit", permit.limit_at_start)
+                    span.set_attribute("storywire.llm.model", request.model)
+                    span.set_attribute("storywire.cache.tier", "miss")
+                    try:
+                        completion = await self.client.complete(request)
+                        spent.add(completion)
+                        # the backend answered: a capacity sample, whatever the answer says
+                        permit.success(completion.latency_s)
+                        value = parse(completion.text)
+                        if value is None:
+                            raise BadResponseError(
+                                f"{what} not in the expected format: {completion.text[:60]!r}"
+                            )
+                    except LLMError as exc:
+                        span.set_attribute("storywire.llm.error", type(exc).__name__)
+                        over_capacity = isinstance(exc, RateLimitedError) and self.limiter.in_flight > 1
+                        if over_capacity and capacity_retries < MAX_CAPACITY_RETRIES:
+                            permit.over_capacity()
+                            capacity_retries += 1
+                            attempt -= 1
+                            if self.limiter.static:
+                                await self.limiter.next_release(self.retry.delay(1, exc.retry_after))
+                            continue
+                        if exc.congestion:
+                            permit.congestion()
+                        else:
+                            permit.ignore()
+                        # an answer in the wrong format is rarely fixed by asking again the same way
+                        limit = (
+                            min(2, self.retry.max_attempts)
+                            if isinstance(exc, BadResponseError)
+                            else self.retry.max_attempts
+                        )
+                        if not exc.retryable or attempt >= limit:
+                            exc.attempts = attempt
+                            raise
+                        delay = self.retry.delay(attempt, exc.retry_after)
+                        log.debug(
+                            "LLM call failed; retrying",
+                            error=f"{type(exc).__name__}: {exc}",
+                            attempt=attempt,
+                            retry_in=round(delay, 2),
+                        )
+                    else:
+                        span.set_attribute("gen_ai.usage.input_tokens", completion.prompt_tokens)
+                        span.set_attribute("gen_ai.usage.output_tokens", completion.completion_tokens)
+                        return Answer(completion, attempt, value)
+            finally:
+                # cancellation, a timeout or any unexpected exception: the slot goes back (a no-op when
+                # the permit was already settled above)
+                permit.ignore()
+            await asyncio.sleep(delay)
