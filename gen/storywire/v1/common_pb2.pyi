@@ -195,6 +195,48 @@ FETCH_ERROR_CODE_CANCELLED: FetchErrorCode.ValueType  # 12
 """The job was cancelled before this URL finished."""
 Global___FetchErrorCode: _TypeAlias = FetchErrorCode  # noqa: Y015
 
+class _LeftOutReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LeftOutReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LeftOutReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LEFT_OUT_REASON_UNSPECIFIED: _LeftOutReason.ValueType  # 0
+    """Not set (never valid in a finished job's accounting)."""
+    LEFT_OUT_REASON_CLUSTER_TOO_SMALL: _LeftOutReason.ValueType  # 1
+    """Taken, but its final cluster has fewer articles than min_articles_per_story."""
+    LEFT_OUT_REASON_OUT_OF_WINDOW: _LeftOutReason.ValueType  # 2
+    """Not taken: published outside the job's time window."""
+    LEFT_OUT_REASON_DUPLICATE: _LeftOutReason.ValueType  # 3
+    """Not taken: same canonical URL or same content as an entry already taken."""
+    LEFT_OUT_REASON_EMPTY: _LeftOutReason.ValueType  # 4
+    """Not taken: neither title nor text."""
+    LEFT_OUT_REASON_OVER_LIMIT: _LeftOutReason.ValueType  # 5
+    """Not taken: beyond the job's max_articles."""
+    LEFT_OUT_REASON_REJECTED: _LeftOutReason.ValueType  # 6
+    """Not taken: the store rejected it (the detail says why)."""
+
+class LeftOutReason(_LeftOutReason, metaclass=_LeftOutReasonEnumTypeWrapper):
+    """Why an entry that a job found is in no story. Every such entry has exactly one reason; there is no
+    catch-all.
+    """
+
+LEFT_OUT_REASON_UNSPECIFIED: LeftOutReason.ValueType  # 0
+"""Not set (never valid in a finished job's accounting)."""
+LEFT_OUT_REASON_CLUSTER_TOO_SMALL: LeftOutReason.ValueType  # 1
+"""Taken, but its final cluster has fewer articles than min_articles_per_story."""
+LEFT_OUT_REASON_OUT_OF_WINDOW: LeftOutReason.ValueType  # 2
+"""Not taken: published outside the job's time window."""
+LEFT_OUT_REASON_DUPLICATE: LeftOutReason.ValueType  # 3
+"""Not taken: same canonical URL or same content as an entry already taken."""
+LEFT_OUT_REASON_EMPTY: LeftOutReason.ValueType  # 4
+"""Not taken: neither title nor text."""
+LEFT_OUT_REASON_OVER_LIMIT: LeftOutReason.ValueType  # 5
+"""Not taken: beyond the job's max_articles."""
+LEFT_OUT_REASON_REJECTED: LeftOutReason.ValueType  # 6
+"""Not taken: the store rejected it (the detail says why)."""
+Global___LeftOutReason: _TypeAlias = LeftOutReason  # noqa: Y015
+
 @_typing.final
 class JobOptions(_message.Message):
     """Options that shape a job. Zero values mean "use the service default" (documented in the README)."""
@@ -578,10 +620,15 @@ class Cluster(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     ARTICLE_IDS_FIELD_NUMBER: _builtins.int
     COHESION_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Deterministic key: hex digest of the sorted content hashes of its articles."""
     cohesion: _builtins.float
     """Mean pairwise similarity of its articles."""
+    provisional: _builtins.bool
+    """Released before the input ended (early release): its story is provisional until the final
+    clustering of all the articles confirms the cluster or retires it.
+    """
     @_builtins.property
     def article_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of its articles, most representative first."""
@@ -592,14 +639,45 @@ class Cluster(_message.Message):
         key: _builtins.str = ...,
         article_ids: _abc.Iterable[_builtins.str] | None = ...,
         cohesion: _builtins.float = ...,
+        provisional: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_ids", b"article_ids", "cohesion", b"cohesion", "key", b"key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_ids", b"article_ids", "cohesion", b"cohesion", "key", b"key", "provisional", b"provisional"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Cluster: _TypeAlias = Cluster  # noqa: Y015
+
+@_typing.final
+class LeftOutArticle(_message.Message):
+    """One article that is in no story, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTICLE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    article_id: _builtins.str
+    """Article id (for entries not taken, the id it would have had)."""
+    reason: Global___LeftOutReason.ValueType
+    """Why it is in no story."""
+    detail: _builtins.str
+    """Detail, e.g. the store's rejection message (may be empty)."""
+    def __init__(
+        self,
+        *,
+        article_id: _builtins.str = ...,
+        reason: Global___LeftOutReason.ValueType = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "detail", b"detail", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeftOutArticle: _TypeAlias = LeftOutArticle  # noqa: Y015
 
 @_typing.final
 class Story(_message.Message):

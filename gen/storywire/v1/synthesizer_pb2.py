@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from storywire.v1 import common_pb2 as storywire_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estorywire/v1/synthesizer.proto\x12\x0cstorywire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19storywire/v1/common.proto\"\xc5\x01\n\x0fSynthesisConfig\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x1c\n\x14similarity_threshold\x18\x02 \x01(\x01\x12\x1e\n\x16min_articles_per_story\x18\x03 \x01(\x05\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\x05\x12\x12\n\nmax_tokens\x18\x06 \x01(\x05\x12\x18\n\x0btemperature\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\x0e\n\x0c_temperature\"\xa3\x01\n\x11SynthesizeRequest\x12/\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1d.storywire.v1.SynthesisConfigH\x00\x12(\n\x07\x61rticle\x18\x02 \x01(\x0b\x32\x15.storywire.v1.ArticleH\x00\x12+\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x1a.storywire.v1.ArticleBatchH\x00\x42\x06\n\x04item\"\xe0\x01\n\x10SynthesisSummary\x12\x10\n\x08\x61rticles\x18\x01 \x01(\x05\x12\x10\n\x08\x63lusters\x18\x02 \x01(\x05\x12\x1c\n\x14unclustered_articles\x18\x03 \x01(\x05\x12-\n\x06totals\x18\x04 \x01(\x0b\x32\x1d.storywire.v1.SynthesisTotals\x12*\n\x07\x65lapsed\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x63luster_time\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9f\x01\n\x12SynthesizeResponse\x12(\n\x07\x63luster\x18\x01 \x01(\x0b\x32\x15.storywire.v1.ClusterH\x00\x12$\n\x05story\x18\x02 \x01(\x0b\x32\x13.storywire.v1.StoryH\x00\x12\x31\n\x07summary\x18\x03 \x01(\x0b\x32\x1e.storywire.v1.SynthesisSummaryH\x00\x42\x06\n\x04item\"\x16\n\x14GetCacheStatsRequest\"\xae\x01\n\x15GetCacheStatsResponse\x12+\n\x05tiers\x18\x01 \x03(\x0b\x32\x1c.storywire.v1.CacheTierStats\x12\x11\n\tcoalesced\x18\x02 \x01(\x03\x12\x19\n\x11\x63oncurrency_limit\x18\x03 \x01(\x05\x12\x11\n\tin_flight\x18\x04 \x01(\x05\x12\'\n\x05saved\x18\x05 \x01(\x0b\x32\x18.storywire.v1.TokenUsage2\xc3\x01\n\x12SynthesizerService\x12S\n\nSynthesize\x12\x1f.storywire.v1.SynthesizeRequest\x1a .storywire.v1.SynthesizeResponse(\x01\x30\x01\x12X\n\rGetCacheStats\x12\".storywire.v1.GetCacheStatsRequest\x1a#.storywire.v1.GetCacheStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estorywire/v1/synthesizer.proto\x12\x0cstorywire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19storywire/v1/common.proto\"\xc5\x01\n\x0fSynthesisConfig\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x1c\n\x14similarity_threshold\x18\x02 \x01(\x01\x12\x1e\n\x16min_articles_per_story\x18\x03 \x01(\x05\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\x05\x12\x12\n\nmax_tokens\x18\x06 \x01(\x05\x12\x18\n\x0btemperature\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\x0e\n\x0c_temperature\"\xa3\x01\n\x11SynthesizeRequest\x12/\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1d.storywire.v1.SynthesisConfigH\x00\x12(\n\x07\x61rticle\x18\x02 \x01(\x0b\x32\x15.storywire.v1.ArticleH\x00\x12+\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x1a.storywire.v1.ArticleBatchH\x00\x42\x06\n\x04item\"\xc5\x02\n\x10SynthesisSummary\x12\x10\n\x08\x61rticles\x18\x01 \x01(\x05\x12\x10\n\x08\x63lusters\x18\x02 \x01(\x05\x12\x1c\n\x14unclustered_articles\x18\x03 \x01(\x05\x12-\n\x06totals\x18\x04 \x01(\x0b\x32\x1d.storywire.v1.SynthesisTotals\x12*\n\x07\x65lapsed\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x63luster_time\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12\x66inal_cluster_keys\x18\x07 \x03(\t\x12.\n\x08left_out\x18\x08 \x03(\x0b\x32\x1c.storywire.v1.LeftOutArticle\x12\x17\n\x0fretired_stories\x18\t \x01(\x05\"8\n\x0cStoryRetired\x12\x13\n\x0b\x63luster_key\x18\x01 \x01(\t\x12\x13\n\x0breplaced_by\x18\x02 \x03(\t\"\xce\x01\n\x12SynthesizeResponse\x12(\n\x07\x63luster\x18\x01 \x01(\x0b\x32\x15.storywire.v1.ClusterH\x00\x12$\n\x05story\x18\x02 \x01(\x0b\x32\x13.storywire.v1.StoryH\x00\x12\x31\n\x07summary\x18\x03 \x01(\x0b\x32\x1e.storywire.v1.SynthesisSummaryH\x00\x12-\n\x07retired\x18\x04 \x01(\x0b\x32\x1a.storywire.v1.StoryRetiredH\x00\x42\x06\n\x04item\"\x16\n\x14GetCacheStatsRequest\"\xae\x01\n\x15GetCacheStatsResponse\x12+\n\x05tiers\x18\x01 \x03(\x0b\x32\x1c.storywire.v1.CacheTierStats\x12\x11\n\tcoalesced\x18\x02 \x01(\x03\x12\x19\n\x11\x63oncurrency_limit\x18\x03 \x01(\x05\x12\x11\n\tin_flight\x18\x04 \x01(\x05\x12\'\n\x05saved\x18\x05 \x01(\x0b\x32\x18.storywire.v1.TokenUsage2\xc3\x01\n\x12SynthesizerService\x12S\n\nSynthesize\x12\x1f.storywire.v1.SynthesizeRequest\x1a .storywire.v1.SynthesizeResponse(\x01\x30\x01\x12X\n\rGetCacheStats\x12\".storywire.v1.GetCacheStatsRequest\x1a#.storywire.v1.GetCacheStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,13 +38,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SYNTHESIZEREQUEST']._serialized_start=308
   _globals['_SYNTHESIZEREQUEST']._serialized_end=471
   _globals['_SYNTHESISSUMMARY']._serialized_start=474
-  _globals['_SYNTHESISSUMMARY']._serialized_end=698
-  _globals['_SYNTHESIZERESPONSE']._serialized_start=701
-  _globals['_SYNTHESIZERESPONSE']._serialized_end=860
-  _globals['_GETCACHESTATSREQUEST']._serialized_start=862
-  _globals['_GETCACHESTATSREQUEST']._serialized_end=884
-  _globals['_GETCACHESTATSRESPONSE']._serialized_start=887
-  _globals['_GETCACHESTATSRESPONSE']._serialized_end=1061
-  _globals['_SYNTHESIZERSERVICE']._serialized_start=1064
-  _globals['_SYNTHESIZERSERVICE']._serialized_end=1259
+  _globals['_SYNTHESISSUMMARY']._serialized_end=799
+  _globals['_STORYRETIRED']._serialized_start=801
+  _globals['_STORYRETIRED']._serialized_end=857
+  _globals['_SYNTHESIZERESPONSE']._serialized_start=860
+  _globals['_SYNTHESIZERESPONSE']._serialized_end=1066
+  _globals['_GETCACHESTATSREQUEST']._serialized_start=1068
+  _globals['_GETCACHESTATSREQUEST']._serialized_end=1090
+  _globals['_GETCACHESTATSRESPONSE']._serialized_start=1093
+  _globals['_GETCACHESTATSRESPONSE']._serialized_end=1267
+  _globals['_SYNTHESIZERSERVICE']._serialized_start=1270
+  _globals['_SYNTHESIZERSERVICE']._serialized_end=1465
 # @@protoc_insertion_point(module_scope)

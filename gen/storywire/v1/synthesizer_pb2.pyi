@@ -118,12 +118,17 @@ class SynthesisSummary(_message.Message):
     TOTALS_FIELD_NUMBER: _builtins.int
     ELAPSED_FIELD_NUMBER: _builtins.int
     CLUSTER_TIME_FIELD_NUMBER: _builtins.int
+    FINAL_CLUSTER_KEYS_FIELD_NUMBER: _builtins.int
+    LEFT_OUT_FIELD_NUMBER: _builtins.int
+    RETIRED_STORIES_FIELD_NUMBER: _builtins.int
     articles: _builtins.int
     """Articles received."""
     clusters: _builtins.int
     """Clusters released (each got a story)."""
     unclustered_articles: _builtins.int
     """Articles left in clusters smaller than min_articles_per_story."""
+    retired_stories: _builtins.int
+    """Provisional stories retired because the final clustering differed."""
     @_builtins.property
     def totals(self) -> _common_pb2.SynthesisTotals:
         """LLM totals."""
@@ -136,6 +141,16 @@ class SynthesisSummary(_message.Message):
     def cluster_time(self) -> _duration_pb2.Duration:
         """Wall time spent clustering."""
 
+    @_builtins.property
+    def final_cluster_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys of the final clusters: those of all the stream's articles clustered at once. Each has exactly
+        one story in this stream that was not retired.
+        """
+
+    @_builtins.property
+    def left_out(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.LeftOutArticle]:
+        """Every received article that is in no final story, with its reason."""
+
     def __init__(
         self,
         *,
@@ -145,14 +160,47 @@ class SynthesisSummary(_message.Message):
         totals: _common_pb2.SynthesisTotals | None = ...,
         elapsed: _duration_pb2.Duration | None = ...,
         cluster_time: _duration_pb2.Duration | None = ...,
+        final_cluster_keys: _abc.Iterable[_builtins.str] | None = ...,
+        left_out: _abc.Iterable[_common_pb2.LeftOutArticle] | None = ...,
+        retired_stories: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cluster_time", b"cluster_time", "elapsed", b"elapsed", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "cluster_time", b"cluster_time", "clusters", b"clusters", "elapsed", b"elapsed", "totals", b"totals", "unclustered_articles", b"unclustered_articles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "cluster_time", b"cluster_time", "clusters", b"clusters", "elapsed", b"elapsed", "final_cluster_keys", b"final_cluster_keys", "left_out", b"left_out", "retired_stories", b"retired_stories", "totals", b"totals", "unclustered_articles", b"unclustered_articles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SynthesisSummary: _TypeAlias = SynthesisSummary  # noqa: Y015
+
+@_typing.final
+class StoryRetired(_message.Message):
+    """A provisional story (written for a cluster released before the input ended) that the final
+    clustering replaced: later articles joined its event, or it merged with another cluster.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLUSTER_KEY_FIELD_NUMBER: _builtins.int
+    REPLACED_BY_FIELD_NUMBER: _builtins.int
+    cluster_key: _builtins.str
+    """Cluster key of the retired story."""
+    @_builtins.property
+    def replaced_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys of the final clusters that now hold its articles (empty when they are all left out)."""
+
+    def __init__(
+        self,
+        *,
+        cluster_key: _builtins.str = ...,
+        replaced_by: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_key", b"cluster_key", "replaced_by", b"replaced_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoryRetired: _TypeAlias = StoryRetired  # noqa: Y015
 
 @_typing.final
 class SynthesizeResponse(_message.Message):
@@ -163,6 +211,7 @@ class SynthesizeResponse(_message.Message):
     CLUSTER_FIELD_NUMBER: _builtins.int
     STORY_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
+    RETIRED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def cluster(self) -> _common_pb2.Cluster:
         """A cluster released to the LLM workers."""
@@ -175,18 +224,25 @@ class SynthesizeResponse(_message.Message):
     def summary(self) -> Global___SynthesisSummary:
         """The last message of the stream."""
 
+    @_builtins.property
+    def retired(self) -> Global___StoryRetired:
+        """A provisional story replaced by the final clustering (its replacement comes as a cluster and a
+        story of their own).
+        """
+
     def __init__(
         self,
         *,
         cluster: _common_pb2.Cluster | None = ...,
         story: _common_pb2.Story | None = ...,
         summary: Global___SynthesisSummary | None = ...,
+        retired: Global___StoryRetired | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cluster", b"cluster", "item", b"item", "story", b"story", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cluster", b"cluster", "item", b"item", "retired", b"retired", "story", b"story", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster", b"cluster", "item", b"item", "story", b"story", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster", b"cluster", "item", b"item", "retired", b"retired", "story", b"story", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["cluster", "story", "summary"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["cluster", "story", "summary", "retired"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
