@@ -32,6 +32,7 @@ class FetchOptions(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     FETCH_FULL_TEXT_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_SECONDS_FIELD_NUMBER: _builtins.int
     time_window_hours: _builtins.float
     """Skip entries published more than this many hours ago (0 = no limit)."""
     max_articles: _builtins.int
@@ -46,6 +47,10 @@ class FetchOptions(_message.Message):
     """Send the articles of one URL in `batch` messages of up to this many (0 = one `article` message
     each; at most 1,000). Clients that set it must read `batch`.
     """
+    heartbeat_seconds: _builtins.float
+    """Send a `heartbeat` message after this many seconds without any other message (0 = never; at most
+    60), so a client can tell a slow source from a stalled stream.
+    """
     def __init__(
         self,
         *,
@@ -55,10 +60,11 @@ class FetchOptions(_message.Message):
         timeout_seconds: _builtins.float = ...,
         fetch_full_text: _builtins.bool = ...,
         batch_size: _builtins.int = ...,
+        heartbeat_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "fetch_full_text", b"fetch_full_text", "max_articles", b"max_articles", "per_host_concurrency", b"per_host_concurrency", "time_window_hours", b"time_window_hours", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "fetch_full_text", b"fetch_full_text", "heartbeat_seconds", b"heartbeat_seconds", "max_articles", b"max_articles", "per_host_concurrency", b"per_host_concurrency", "time_window_hours", b"time_window_hours", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
