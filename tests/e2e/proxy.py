@@ -1,5 +1,5 @@
-"""A gRPC proxy in front of the store that forwards every call as raw bytes, and can be told to accept
-PutStories streams and then stop reading them (a hung store, as a worker sees it)."""
+"""A gRPC proxy in front of the store that forwards every call as raw bytes (status codes included), and
+can be told to accept PutStories streams and then stop reading them (a hung store, as a worker sees it)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,10 @@ class StoreProxy:
                     self.hang_put_stories -= 1 if self.hang_put_stories > 0 else 0
                     self.hung += 1
                     await asyncio.Event().wait()  # accepted, never read: until the client gives up
-                reply: bytes = await upstream(requests, timeout=context.time_remaining())
+                try:
+                    reply: bytes = await upstream(requests, timeout=context.time_remaining())
+                except grpc.aio.AioRpcError as exc:
+                    await context.abort(exc.code(), exc.details() or "")
                 return reply
 
             return grpc.stream_unary_rpc_method_handler(stream_unary)
@@ -65,14 +68,20 @@ class StoreProxy:
             upstream_stream: Any = self.channel.unary_stream(path)
 
             async def unary_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
-                async for reply in upstream_stream(request, timeout=context.time_remaining()):
-                    yield reply
+                try:
+                    async for reply in upstream_stream(request, timeout=context.time_remaining()):
+                        yield reply
+                except grpc.aio.AioRpcError as exc:
+                    await context.abort(exc.code(), exc.details() or "")
 
             return grpc.unary_stream_rpc_method_handler(unary_stream)
         upstream_unary: Any = self.channel.unary_unary(path)
 
         async def unary_unary(request: bytes, context: Any) -> bytes:
-            reply: bytes = await upstream_unary(request, timeout=context.time_remaining())
+            try:
+                reply: bytes = await upstream_unary(request, timeout=context.time_remaining())
+            except grpc.aio.AioRpcError as exc:
+                await context.abort(exc.code(), exc.details() or "")
             return reply
 
         return grpc.unary_unary_rpc_method_handler(unary_unary)
