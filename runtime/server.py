@@ -86,6 +86,9 @@ class ServerHandle:
         self._stopped = True
         log.info("shutting down", grace_seconds=self.grace_seconds)
         await self.health.set_serving(False)
+        drain = getattr(self.service, "drain", None)  # optional: work to hand over before RPCs drain
+        if drain is not None:
+            await drain()
         await self.server.stop(self.grace_seconds)
         await self.service.stop()
         await flush_telemetry()

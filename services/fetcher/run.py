@@ -35,6 +35,7 @@ class RunOptions:
     timeout: float
     full_text: bool
     batch_size: int = 0  # articles per `batch` message (0 = one `article` message each)
+    heartbeat: float = 0.0  # seconds without a message before a `heartbeat` one (0 = never)
 
 
 class FetchRun:
@@ -66,7 +67,7 @@ class FetchRun:
 
         tasks = [asyncio.create_task(one(u)) for u in unique]
         try:
-            while (item := await self._out.get()) is not None:
+            while (item := await self._next()) is not None:
                 yield item
         finally:
             for task in tasks:
@@ -75,6 +76,16 @@ class FetchRun:
         elapsed.FromNanoseconds(int((time.perf_counter() - started) * 1e9))
         self.summary.elapsed.CopyFrom(elapsed)
         yield fetcher_pb2.FetchResponse(summary=self.summary)
+
+    async def _next(self) -> fetcher_pb2.FetchResponse | None:
+        """The next message; a heartbeat when nothing came for ``heartbeat`` seconds (Queue.get is safe
+        to cancel: no item is lost)."""
+        if self.options.heartbeat <= 0:
+            return await self._out.get()
+        try:
+            return await asyncio.wait_for(self._out.get(), self.options.heartbeat)
+        except TimeoutError:
+            return fetcher_pb2.FetchResponse(heartbeat=True)
 
     async def _fetch_url(self, url: str) -> None:
         with tracer.start_as_current_span("fetch.url") as span:
@@ -107,8 +118,14 @@ class FetchRun:
             self.summary.urls_ok += 1
             self.summary.urls_not_modified += int(not_modified)
             self.summary.bytes += size
-            articles = [a for a in (self._article(url, e) for e in entries) if a is not None]
+            self.summary.entries_found += len(entries)
+            taken = [self._article(url, e) for e in entries]
+            articles = [a for a in taken if isinstance(a, common_pb2.Article)]
+            skipped = [a for a in taken if isinstance(a, common_pb2.LeftOutArticle)]
             self._send(articles)
+            if skipped:
+                entries_out = fetcher_pb2.SkippedEntries(entries=skipped)
+                self._out.put_nowait(fetcher_pb2.FetchResponse(skipped=entries_out))
             emitted = len(articles)
             span.set_attribute("http.response.status_code", status)
             span.set_attribute("storywire.fetch.bytes", size)
@@ -152,29 +169,20 @@ class FetchRun:
             batch = common_pb2.ArticleBatch(articles=articles[start : start + size])
             self._out.put_nowait(fetcher_pb2.FetchResponse(batch=batch))
 
-    def _article(self, source: str, entry: Entry) -> common_pb2.Article | None:
-        """The article for an entry, or None when it is skipped (and counted why)."""
-        s, o = self.summary, self.options
-        if not entry.title and not entry.text:
-            s.skipped_empty += 1
-            return None
-        window_start = self._started - dt.timedelta(hours=o.time_window_hours)
-        if o.time_window_hours > 0 and entry.published is not None and entry.published < window_start:
-            s.skipped_out_of_window += 1
-            return None
+    def _article(self, source: str, entry: Entry) -> common_pb2.Article | common_pb2.LeftOutArticle:
+        """The article for an entry, or why it is not taken (counted, with the id it would have had)."""
+        s = self.summary
         link = entry.url or source
         canonical = canonicalize(link)
         digest = content_hash(entry.title, entry.text)
-        if canonical in self._seen_urls or digest in self._seen_hashes:
-            s.duplicates += 1
-            return None
-        if o.max_articles and s.articles >= o.max_articles:
-            s.skipped_over_limit += 1
-            return None
+        aid = article_id(canonical, digest)
+        reason = self._skip_reason(entry, canonical, digest)
+        if reason is not None:
+            return common_pb2.LeftOutArticle(article_id=aid, reason=reason, detail=link[:500])
         self._seen_urls.add(canonical)
         self._seen_hashes.add(digest)
         article = common_pb2.Article(
-            id=article_id(canonical, digest), url=link, canonical_url=canonical, content_hash=digest,
+            id=aid, url=link, canonical_url=canonical, content_hash=digest,
             title=entry.title, text=entry.text, source_url=source, author=entry.author,
         )  # fmt: skip
         if entry.published is not None:
@@ -182,3 +190,23 @@ class FetchRun:
         article.fetched_at.GetCurrentTime()
         s.articles += 1
         return article
+
+    def _skip_reason(
+        self, entry: Entry, canonical: str, digest: str
+    ) -> common_pb2.LeftOutReason.ValueType | None:
+        """Why an entry is not taken (and counted under that reason), or None when it is."""
+        s, o = self.summary, self.options
+        if not entry.title and not entry.text:
+            s.skipped_empty += 1
+            return common_pb2.LEFT_OUT_REASON_EMPTY
+        window_start = self._started - dt.timedelta(hours=o.time_window_hours)
+        if o.time_window_hours > 0 and entry.published is not None and entry.published < window_start:
+            s.skipped_out_of_window += 1
+            return common_pb2.LEFT_OUT_REASON_OUT_OF_WINDOW
+        if canonical in self._seen_urls or digest in self._seen_hashes:
+            s.duplicates += 1
+            return common_pb2.LEFT_OUT_REASON_DUPLICATE
+        if o.max_articles and s.articles >= o.max_articles:
+            s.skipped_over_limit += 1
+            return common_pb2.LEFT_OUT_REASON_OVER_LIMIT
+        return None

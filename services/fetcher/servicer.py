@@ -31,6 +31,7 @@ def request_problem(request: fetcher_pb2.FetchRequest) -> str | None:
         ("options.per_host_concurrency", o.per_host_concurrency, 0, 256),
         ("options.timeout_seconds", o.timeout_seconds, 0, 600),
         ("options.batch_size", o.batch_size, 0, 1000),
+        ("options.heartbeat_seconds", o.heartbeat_seconds, 0, 60),
     ]
     for name, value, low, high in checks:
         if not low <= value <= high:
@@ -58,6 +59,7 @@ class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
             timeout=o.timeout_seconds or s.fetch_timeout_seconds,
             full_text=o.fetch_full_text,
             batch_size=o.batch_size,
+            heartbeat=o.heartbeat_seconds,
         )
         run = FetchRun(self.http, self.memory, options)
         async for response in run.run(list(request.urls)):

@@ -102,6 +102,8 @@ def job_to_proto(row: Row) -> common_pb2.Job:
     )
     if row["totals"]:
         job.totals.ParseFromString(row["totals"])
+    if row.get("accounting"):
+        job.accounting.ParseFromString(row["accounting"])
     for field in ("created_at", "updated_at", "started_at", "finished_at"):
         value = ts(row[field])
         if value is not None:

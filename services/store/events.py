@@ -18,7 +18,8 @@ from storywire.v1 import store_pb2
 from runtime.logging import get_logger
 from services.store import jobstate
 from services.store.database import TRANSIENT_ERRORS, Database
-from services.store.jobs import JOB_EVENTS_CHANNEL, JOBS_CHANNEL, Jobs
+from services.store.joblog import JOB_EVENTS_CHANNEL, JOBS_CHANNEL
+from services.store.jobs import Jobs
 
 log = get_logger(__name__)
 FINAL_STATES = {jobstate.TO_PROTO[s] for s in jobstate.FINAL}

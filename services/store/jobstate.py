@@ -18,6 +18,9 @@ FINAL = frozenset({DONE, FAILED, CANCELLED})
 #: where a claimed job (re)starts: a new attempt after a dead worker's lease expired runs it from the top,
 #: which is safe because every write is idempotent
 RESTART = FETCHING
+#: where a released job goes (its worker failed on infrastructure or is stopping and gave it back at once,
+#: instead of letting its lease expire): queued again, with its progress
+RELEASED = QUEUED
 ORDER = (QUEUED, FETCHING, SYNTHESIZING, STORING, DONE)
 
 TO_PROTO: dict[str, common_pb2.JobState.ValueType] = {

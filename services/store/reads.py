@@ -18,7 +18,7 @@ from services.store.convert import (
     story_to_proto,
 )
 from services.store.database import Database
-from services.store.jobs import NotFoundError
+from services.store.jobupdate import NotFoundError
 from services.store.validation import InvalidArgumentError, parse_uuid
 
 MAX_BATCH_IDS = 1000

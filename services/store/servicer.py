@@ -17,11 +17,12 @@ from runtime.batching import batches, pipelined
 from runtime.logging import get_logger
 from services.store.database import TRANSIENT_ERRORS, DatabaseUnavailableError
 from services.store.events import EventHub, watch
-from services.store.jobs import Jobs, NotFoundError, PreconditionError
+from services.store.jobs import Jobs
+from services.store.jobupdate import NotFoundError, PreconditionError
 from services.store.reads import Reads
 from services.store.settings import StoreSettings
 from services.store.validation import InvalidArgumentError, parse_uuid
-from services.store.writes import Counts, Writer
+from services.store.writes import Counts, JobAttempt, Writer
 
 log = get_logger(__name__)
 MAX_WAIT_SECONDS = 60.0
@@ -151,13 +152,20 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         self, request_iterator: AsyncIterator[store_pb2.PutArticlesRequest], context: Context
     ) -> store_pb2.PutArticlesResponse:
         counts = Counts()
+        job: list[JobAttempt] = []  # from the first message that names the job
         async with status_codes(context):
 
             async def write(first: int, batch: list[common_pb2.Article]) -> None:
-                await self.writer.write_articles(list(enumerate(batch, first)), counts)
+                items = list(enumerate(batch, first))
+                await self.writer.write_articles(items, counts, job[0] if job else None)
 
-            chunks = (list(r.articles) async for r in request_iterator)
-            await pipelined(self._batches(chunks), write, self.settings.store_write_concurrency)
+            async def chunks() -> AsyncIterator[list[common_pb2.Article]]:
+                async for r in request_iterator:
+                    if r.job_id and not job:
+                        job.append(JobAttempt(parse_uuid(r.job_id, "job_id"), r.attempt))
+                    yield list(r.articles)
+
+            await pipelined(self._batches(chunks()), write, self.settings.store_write_concurrency)
             return store_pb2.PutArticlesResponse(result=counts.result())
 
     async def PutStories(

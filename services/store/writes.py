@@ -18,7 +18,7 @@ from storywire.v1 import common_pb2, store_pb2
 from runtime.logging import get_logger
 from services.store.convert import from_ts, job_to_proto
 from services.store.database import TRANSIENT_ERRORS, Conn, Database, required
-from services.store.jobs import append_events, story_counts
+from services.store.joblog import append_events, story_counts
 from services.store.validation import article_id, article_problem, story_id, story_problem
 
 log = get_logger(__name__)
@@ -96,6 +96,20 @@ SELECT up.*, src.article_ids FROM up JOIN src USING (id)
 """
 
 
+RECORD_JOB_ARTICLES = """INSERT INTO job_articles (job_id, attempt, article_id)
+    SELECT $1, $2, unnest($3::text[])
+    WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1)
+    ON CONFLICT DO NOTHING"""
+
+
+@dataclass(frozen=True)
+class JobAttempt:
+    """The job and attempt a PutArticles stream writes for."""
+
+    job_id: uuid.UUID
+    attempt: int
+
+
 @dataclass
 class Counts:
     inserted: int = 0
@@ -140,7 +154,13 @@ class Writer:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def write_articles(self, items: Sequence[tuple[int, common_pb2.Article]], counts: Counts) -> None:
+    async def write_articles(
+        self,
+        items: Sequence[tuple[int, common_pb2.Article]],
+        counts: Counts,
+        job: JobAttempt | None = None,
+    ) -> None:
+        """Upsert the valid articles; with ``job``, also record them as articles of that job's attempt."""
         by_id: dict[str, tuple[Any, ...]] = {}
         for index, a in items:
             problem = article_problem(a)
@@ -165,6 +185,8 @@ class Writer:
                 await conn.execute(ARTICLES_STAGE)
                 await conn.copy_records_to_table("articles_stage", records=records, columns=ARTICLE_COLUMNS)
                 row = required(await conn.fetchrow(UPSERT_ARTICLES))
+                if job is not None:
+                    await conn.execute(RECORD_JOB_ARTICLES, job.job_id, job.attempt, sorted(by_id))
                 return int(row["inserted"]), int(row["updated"])
 
         inserted, updated = await with_retries(op, what="articles")

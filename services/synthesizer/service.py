@@ -36,6 +36,11 @@ class SynthesizerService:
         if self.coordinator is not None:
             self.coordinator.start()
 
+    async def drain(self) -> None:
+        """On SIGTERM, before in-flight RPCs drain: hand running jobs back so another replica takes them."""
+        if self.coordinator is not None:
+            await self.coordinator.drain()
+
     async def stop(self) -> None:
         if self.coordinator is not None:
             await self.coordinator.stop()

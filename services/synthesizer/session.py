@@ -27,6 +27,7 @@ TIERS = {
     "miss": common_pb2.CACHE_TIER_MISS,
     "memory": common_pb2.CACHE_TIER_MEMORY,
     "redis": common_pb2.CACHE_TIER_REDIS,
+    "store": common_pb2.CACHE_TIER_STORE,
 }
 
 
@@ -183,6 +184,10 @@ class SynthesisSession:
             articles=self.clusterer.seen,
             clusters=self.clusters,
             unclustered_articles=len(self.clusterer.open),
+            left_out=[
+                common_pb2.LeftOutArticle(article_id=aid, reason=common_pb2.LEFT_OUT_REASON_CLUSTER_TOO_SMALL)
+                for aid in sorted(self.clusterer.open)
+            ],
             totals=self.totals.proto,
             elapsed=elapsed,
             cluster_time=cluster_time,

@@ -66,10 +66,18 @@ class SynthesizerSettings(CommonSettings):
     )
     worker_concurrent_jobs: int = Field(default=2, ge=1, le=64, description="Jobs one replica runs at once.")
     worker_lease_seconds: float = Field(
-        default=30.0,
+        default=4.0,
         ge=1,
         le=3600,
-        description="A job's lease; if its worker dies, another replica resumes the job after this long.",
+        description="A job's lease, renewed every quarter of it; if its worker dies (kill -9), another "
+        "replica resumes the job after at most this long.",
+    )
+    worker_stream_watchdog_seconds: float = Field(
+        default=20.0,
+        ge=1,
+        le=3600,
+        description="A pipeline stream (fetch, article and story writes) owed progress that makes none for "
+        "this long fails the attempt, which is retried.",
     )
     worker_max_attempts: int = Field(
         default=3, ge=1, le=100, description="Claims of one job before an infrastructure failure fails it."

@@ -3,6 +3,7 @@ loopback, the LLM simulator, and the three services as subprocesses."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
+from google.protobuf.json_format import MessageToDict
 from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
 
 from devtools.corpus.server import CorpusServer
@@ -61,7 +63,6 @@ async def deployment() -> AsyncIterator[Deployment]:
         "STORYWIRE_LLM_BASE_URL": sim_url,
         "STORYWIRE_LLM_MODEL": "sim-1",
         "STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
-        "STORYWIRE_WORKER_LEASE_SECONDS": "3",
         "STORYWIRE_CLUSTER_RELEASE_IDLE_MS": "0",
         "STORYWIRE_LOG_LEVEL": "INFO",
     }
@@ -81,6 +82,40 @@ async def deployment() -> AsyncIterator[Deployment]:
         await corpus_runner.cleanup()
         stack.down()
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+async def accounting_invariant(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """After every e2e test on the deployment: every job that test ran accounts for every entry."""
+    if "deployment" not in request.fixturenames:
+        yield
+        return
+    deployment: Deployment = request.getfixturevalue("deployment")
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    yield
+    async with grpc.aio.insecure_channel(deployment.env["STORYWIRE_STORE_ADDRESS"]) as channel:
+        stub: Store = store_pb2_grpc.StoreServiceStub(channel)
+        jobs = (await stub.ListJobs(store_pb2.ListJobsRequest(page_size=1000), timeout=30)).jobs
+        for job in jobs:
+            if job.created_at.ToDatetime(dt.UTC) >= started:
+                await check_accounting(stub, job)
+
+
+async def check_accounting(store: Store, job: common_pb2.Job) -> None:
+    """The invariant over ids: found = in exactly one story + left out with a reason; a DONE job only so."""
+    assert "accounting does not add up" not in job.error, f"job {job.id}: {job.error}"
+    if job.state != common_pb2.JOB_STATE_DONE:
+        return
+    a = job.accounting
+    assert a.balanced, f"job {job.id} is done with an unbalanced accounting: {a.mismatch}"
+    stories = await job_stories(store, job.id)
+    ids = [i for s in stories for i in s.article_ids]
+    assert len(ids) == len(set(ids)), f"job {job.id}: an article is in two stories"
+    left_out = {c.reason: c.entries for c in a.left_out}
+    assert common_pb2.LEFT_OUT_REASON_UNSPECIFIED not in left_out
+    assert (a.stories, a.in_stories) == (len(stories), len(ids)), dump(MessageToDict(a))
+    assert a.entries_found == a.in_stories + sum(left_out.values()), dump(MessageToDict(a))
+    assert a.articles == a.in_stories + left_out.get(common_pb2.LEFT_OUT_REASON_CLUSTER_TOO_SMALL, 0)
 
 
 @pytest.fixture

@@ -77,14 +77,15 @@ async def test_cancel_is_final(store: Store) -> None:
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def claim_job(store: Store, job_id: str, worker: str, lease: float = 30) -> str:
+async def claim_job(store: Store, job_id: str, worker: str, lease: float = 30, wait: int = 0) -> str:
     """Claim jobs until ``job_id`` comes up (other tests' jobs may be queued first); returns its token."""
     for _ in range(200):
         reply = await store.ClaimJob(
             store_pb2.ClaimJobRequest(
-                worker_id=worker, lease=Duration(seconds=int(lease), nanos=int(lease % 1 * 1e9))
+                worker_id=worker, lease=Duration(seconds=int(lease), nanos=int(lease % 1 * 1e9)),
+                wait_time=Duration(seconds=wait),
             )
-        )
+        )  # fmt: skip
         assert reply.HasField("job"), "job never became claimable"
         if reply.job.id == job_id:
             return reply.lease_token

@@ -484,6 +484,7 @@ class Job(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     TRACEPARENT_FIELD_NUMBER: _builtins.int
+    ACCOUNTING_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned id (UUID)."""
     state: Global___JobState.ValueType
@@ -524,6 +525,12 @@ class Job(_message.Message):
     def finished_at(self) -> _timestamp_pb2.Timestamp:
         """When it reached a final state."""
 
+    @_builtins.property
+    def accounting(self) -> Global___JobAccounting:
+        """Where every entry the job found ended up; set when the job reaches a final state after a run that
+        reported it. A job is DONE only when these add up (the store checks them over article ids).
+        """
+
     def __init__(
         self,
         *,
@@ -540,14 +547,95 @@ class Job(_message.Message):
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         attempts: _builtins.int = ...,
         traceparent: _builtins.str = ...,
+        accounting: Global___JobAccounting | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "spec", b"spec", "started_at", b"started_at", "totals", b"totals", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accounting", b"accounting", "created_at", b"created_at", "finished_at", b"finished_at", "spec", b"spec", "started_at", b"started_at", "totals", b"totals", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "id", b"id", "spec", b"spec", "stages", b"stages", "started_at", b"started_at", "state", b"state", "totals", b"totals", "trace_id", b"trace_id", "traceparent", b"traceparent", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounting", b"accounting", "attempts", b"attempts", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "id", b"id", "spec", b"spec", "stages", b"stages", "started_at", b"started_at", "state", b"state", "totals", b"totals", "trace_id", b"trace_id", "traceparent", b"traceparent", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class LeftOutCount(_message.Message):
+    """Articles of one reason, counted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    reason: Global___LeftOutReason.ValueType
+    """The reason."""
+    entries: _builtins.int
+    """Entries with this reason."""
+    def __init__(
+        self,
+        *,
+        reason: Global___LeftOutReason.ValueType = ...,
+        entries: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeftOutCount: _TypeAlias = LeftOutCount  # noqa: Y015
+
+@_typing.final
+class JobAccounting(_message.Message):
+    """The accounting of a job's entries: entries_found = in_stories + the sum of left_out, where
+    in_stories counts the articles in exactly one (not retired) story of the job.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FOUND_FIELD_NUMBER: _builtins.int
+    ARTICLES_FIELD_NUMBER: _builtins.int
+    IN_STORIES_FIELD_NUMBER: _builtins.int
+    STORIES_FIELD_NUMBER: _builtins.int
+    LEFT_OUT_FIELD_NUMBER: _builtins.int
+    RETIRED_STORIES_FIELD_NUMBER: _builtins.int
+    BALANCED_FIELD_NUMBER: _builtins.int
+    MISMATCH_FIELD_NUMBER: _builtins.int
+    entries_found: _builtins.int
+    """Entries the fetch found in every response (taken or not)."""
+    articles: _builtins.int
+    """Entries taken as articles of the job."""
+    in_stories: _builtins.int
+    """Articles in exactly one story of the job."""
+    stories: _builtins.int
+    """Stories of the job (retired provisional stories excluded)."""
+    retired_stories: _builtins.int
+    """Provisional stories retired because the final clustering differed."""
+    balanced: _builtins.bool
+    """True when entries_found = in_stories + the left-out entries, checked by the store over ids."""
+    mismatch: _builtins.str
+    """What did not add up, when balanced is false."""
+    @_builtins.property
+    def left_out(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeftOutCount]:
+        """Entries in no story, counted per reason (every reason listed, zeros included)."""
+
+    def __init__(
+        self,
+        *,
+        entries_found: _builtins.int = ...,
+        articles: _builtins.int = ...,
+        in_stories: _builtins.int = ...,
+        stories: _builtins.int = ...,
+        left_out: _abc.Iterable[Global___LeftOutCount] | None = ...,
+        retired_stories: _builtins.int = ...,
+        balanced: _builtins.bool = ...,
+        mismatch: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "balanced", b"balanced", "entries_found", b"entries_found", "in_stories", b"in_stories", "left_out", b"left_out", "mismatch", b"mismatch", "retired_stories", b"retired_stories", "stories", b"stories"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobAccounting: _TypeAlias = JobAccounting  # noqa: Y015
 
 @_typing.final
 class Article(_message.Message):

@@ -32,6 +32,7 @@ class FetchOptions(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     FETCH_FULL_TEXT_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_SECONDS_FIELD_NUMBER: _builtins.int
     time_window_hours: _builtins.float
     """Skip entries published more than this many hours ago (0 = no limit)."""
     max_articles: _builtins.int
@@ -46,6 +47,10 @@ class FetchOptions(_message.Message):
     """Send the articles of one URL in `batch` messages of up to this many (0 = one `article` message
     each; at most 1,000). Clients that set it must read `batch`.
     """
+    heartbeat_seconds: _builtins.float
+    """Send a `heartbeat` message after this many seconds without any other message (0 = never; at most
+    60), so a client can tell a slow source from a stalled stream.
+    """
     def __init__(
         self,
         *,
@@ -55,10 +60,11 @@ class FetchOptions(_message.Message):
         timeout_seconds: _builtins.float = ...,
         fetch_full_text: _builtins.bool = ...,
         batch_size: _builtins.int = ...,
+        heartbeat_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "fetch_full_text", b"fetch_full_text", "max_articles", b"max_articles", "per_host_concurrency", b"per_host_concurrency", "time_window_hours", b"time_window_hours", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "fetch_full_text", b"fetch_full_text", "heartbeat_seconds", b"heartbeat_seconds", "max_articles", b"max_articles", "per_host_concurrency", b"per_host_concurrency", "time_window_hours", b"time_window_hours", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -149,6 +155,7 @@ class FetchSummary(_message.Message):
     ELAPSED_FIELD_NUMBER: _builtins.int
     SKIPPED_EMPTY_FIELD_NUMBER: _builtins.int
     SKIPPED_OVER_LIMIT_FIELD_NUMBER: _builtins.int
+    ENTRIES_FOUND_FIELD_NUMBER: _builtins.int
     urls_total: _builtins.int
     """URLs requested."""
     urls_ok: _builtins.int
@@ -169,6 +176,10 @@ class FetchSummary(_message.Message):
     """Entries skipped because they had neither title nor text."""
     skipped_over_limit: _builtins.int
     """Entries cut off by max_articles."""
+    entries_found: _builtins.int
+    """Entries found in the responses of the request's distinct URLs, taken or not: articles +
+    skipped_out_of_window + skipped_empty + skipped_over_limit + the duplicate entries.
+    """
     @_builtins.property
     def elapsed(self) -> _duration_pb2.Duration:
         """Wall time of the whole fetch."""
@@ -187,14 +198,39 @@ class FetchSummary(_message.Message):
         elapsed: _duration_pb2.Duration | None = ...,
         skipped_empty: _builtins.int = ...,
         skipped_over_limit: _builtins.int = ...,
+        entries_found: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "bytes", b"bytes", "duplicates", b"duplicates", "elapsed", b"elapsed", "skipped_empty", b"skipped_empty", "skipped_out_of_window", b"skipped_out_of_window", "skipped_over_limit", b"skipped_over_limit", "urls_failed", b"urls_failed", "urls_not_modified", b"urls_not_modified", "urls_ok", b"urls_ok", "urls_total", b"urls_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "bytes", b"bytes", "duplicates", b"duplicates", "elapsed", b"elapsed", "entries_found", b"entries_found", "skipped_empty", b"skipped_empty", "skipped_out_of_window", b"skipped_out_of_window", "skipped_over_limit", b"skipped_over_limit", "urls_failed", b"urls_failed", "urls_not_modified", b"urls_not_modified", "urls_ok", b"urls_ok", "urls_total", b"urls_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FetchSummary: _TypeAlias = FetchSummary  # noqa: Y015
+
+@_typing.final
+class SkippedEntries(_message.Message):
+    """Entries of one URL that were not taken, each with its reason (sent before the summary)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.LeftOutArticle]:
+        """The entries, with the id each would have had as an article."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[_common_pb2.LeftOutArticle] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkippedEntries: _TypeAlias = SkippedEntries  # noqa: Y015
 
 @_typing.final
 class FetchResponse(_message.Message):
@@ -206,6 +242,10 @@ class FetchResponse(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
+    heartbeat: _builtins.bool
+    """Sent while nothing else is, so a client can tell a slow fetch from a stalled stream."""
     @_builtins.property
     def article(self) -> _common_pb2.Article:
         """An article, as soon as it is parsed."""
@@ -222,6 +262,10 @@ class FetchResponse(_message.Message):
     def batch(self) -> _common_pb2.ArticleBatch:
         """Several articles of one URL (only when the request set `options.batch_size`)."""
 
+    @_builtins.property
+    def skipped(self) -> Global___SkippedEntries:
+        """Entries of one URL not taken (out of window, duplicate, empty, over limit), with their ids."""
+
     def __init__(
         self,
         *,
@@ -229,12 +273,14 @@ class FetchResponse(_message.Message):
         error: Global___FetchError | None = ...,
         summary: Global___FetchSummary | None = ...,
         batch: _common_pb2.ArticleBatch | None = ...,
+        skipped: Global___SkippedEntries | None = ...,
+        heartbeat: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "batch", b"batch", "error", b"error", "item", b"item", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "batch", b"batch", "error", b"error", "heartbeat", b"heartbeat", "item", b"item", "skipped", b"skipped", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "batch", b"batch", "error", b"error", "item", b"item", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "batch", b"batch", "error", b"error", "heartbeat", b"heartbeat", "item", b"item", "skipped", b"skipped", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["article", "error", "summary", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["article", "error", "summary", "batch", "skipped", "heartbeat"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 

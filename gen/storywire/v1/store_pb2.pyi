@@ -308,6 +308,7 @@ class WatchJobResponse(_message.Message):
     STORY_FIELD_NUMBER: _builtins.int
     WARNING_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    RETIRED_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Monotonic sequence number of the event within the job (0 for the initial snapshot and heartbeats)."""
     warning: _builtins.str
@@ -330,6 +331,10 @@ class WatchJobResponse(_message.Message):
     def story(self) -> Global___StoryStored:
         """A story was stored."""
 
+    @_builtins.property
+    def retired(self) -> Global___StoryRetiredEvent:
+        """A provisional story was retired: the final clustering replaced it."""
+
     def __init__(
         self,
         *,
@@ -340,12 +345,13 @@ class WatchJobResponse(_message.Message):
         story: Global___StoryStored | None = ...,
         warning: _builtins.str = ...,
         heartbeat: _builtins.bool = ...,
+        retired: Global___StoryRetiredEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "progress", b"progress", "snapshot", b"snapshot", "story", b"story", "time", b"time", "warning", b"warning"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "progress", b"progress", "retired", b"retired", "snapshot", b"snapshot", "story", b"story", "time", b"time", "warning", b"warning"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "progress", b"progress", "sequence", b"sequence", "snapshot", b"snapshot", "story", b"story", "time", b"time", "warning", b"warning"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "progress", b"progress", "retired", b"retired", "sequence", b"sequence", "snapshot", b"snapshot", "story", b"story", "time", b"time", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "progress", "story", "warning", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "progress", "story", "warning", "heartbeat", "retired"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -428,6 +434,11 @@ class UpdateJobRequest(_message.Message):
     TRACE_ID_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
     FINAL_CLUSTER_KEYS_FIELD_NUMBER: _builtins.int
+    LEFT_OUT_FIELD_NUMBER: _builtins.int
+    ENTRIES_FOUND_FIELD_NUMBER: _builtins.int
+    RETIRED_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     lease_token: _builtins.str
@@ -438,6 +449,13 @@ class UpdateJobRequest(_message.Message):
     """Error message, with state JOB_STATE_FAILED."""
     trace_id: _builtins.str
     """Trace id of the run."""
+    entries_found: _builtins.int
+    """With state JOB_STATE_DONE: entries the fetch found (FetchSummary.entries_found)."""
+    release: _builtins.bool
+    """Give the job back: it returns to JOB_STATE_QUEUED with its progress, the lease is dropped, and any
+    worker may claim it once retry_after has passed. For a run that failed on infrastructure, or a
+    worker that is stopping.
+    """
     @_builtins.property
     def stages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.StageProgress]:
         """Stage counters to record (replacing the stored ones for those stages)."""
@@ -457,6 +475,21 @@ class UpdateJobRequest(_message.Message):
         job ends with exactly one story per cluster of its final attempt. Empty = keep all.
         """
 
+    @_builtins.property
+    def left_out(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.LeftOutArticle]:
+        """With state JOB_STATE_DONE: every entry of this attempt that is in no story, with its reason (entries
+        not taken by the fetch, articles the store rejected, articles of clusters too small). The store
+        checks them against the job's articles and stories and fails the job when they do not add up.
+        """
+
+    @_builtins.property
+    def retired(self) -> _containers.RepeatedCompositeFieldContainer[Global___RetiredStory]:
+        """Provisional stories to retire now: each is removed from the job and watchers get a `retired` event."""
+
+    @_builtins.property
+    def retry_after(self) -> _duration_pb2.Duration:
+        """With release: how long before the job may be claimed again (0 = at once)."""
+
     def __init__(
         self,
         *,
@@ -469,14 +502,79 @@ class UpdateJobRequest(_message.Message):
         trace_id: _builtins.str = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
         final_cluster_keys: _abc.Iterable[_builtins.str] | None = ...,
+        left_out: _abc.Iterable[_common_pb2.LeftOutArticle] | None = ...,
+        entries_found: _builtins.int = ...,
+        retired: _abc.Iterable[Global___RetiredStory] | None = ...,
+        release: _builtins.bool = ...,
+        retry_after: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["retry_after", b"retry_after", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "final_cluster_keys", b"final_cluster_keys", "job_id", b"job_id", "lease_token", b"lease_token", "stages", b"stages", "state", b"state", "totals", b"totals", "trace_id", b"trace_id", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries_found", b"entries_found", "error", b"error", "final_cluster_keys", b"final_cluster_keys", "job_id", b"job_id", "lease_token", b"lease_token", "left_out", b"left_out", "release", b"release", "retired", b"retired", "retry_after", b"retry_after", "stages", b"stages", "state", b"state", "totals", b"totals", "trace_id", b"trace_id", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateJobRequest: _TypeAlias = UpdateJobRequest  # noqa: Y015
+
+@_typing.final
+class RetiredStory(_message.Message):
+    """A provisional story the final clustering replaced."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLUSTER_KEY_FIELD_NUMBER: _builtins.int
+    REPLACED_BY_FIELD_NUMBER: _builtins.int
+    cluster_key: _builtins.str
+    """Its cluster key."""
+    @_builtins.property
+    def replaced_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Cluster keys of the final stories that hold its articles now (empty when none does)."""
+
+    def __init__(
+        self,
+        *,
+        cluster_key: _builtins.str = ...,
+        replaced_by: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_key", b"cluster_key", "replaced_by", b"replaced_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetiredStory: _TypeAlias = RetiredStory  # noqa: Y015
+
+@_typing.final
+class StoryRetiredEvent(_message.Message):
+    """A story removed from its job because the final clustering replaced it, as announced to watchers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORY_ID_FIELD_NUMBER: _builtins.int
+    CLUSTER_KEY_FIELD_NUMBER: _builtins.int
+    REPLACED_BY_FIELD_NUMBER: _builtins.int
+    story_id: _builtins.str
+    """Id of the removed story."""
+    cluster_key: _builtins.str
+    """Its cluster key."""
+    @_builtins.property
+    def replaced_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Cluster keys of the stories that replace it (empty when unknown or none)."""
+
+    def __init__(
+        self,
+        *,
+        story_id: _builtins.str = ...,
+        cluster_key: _builtins.str = ...,
+        replaced_by: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_key", b"cluster_key", "replaced_by", b"replaced_by", "story_id", b"story_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoryRetiredEvent: _TypeAlias = StoryRetiredEvent  # noqa: Y015
 
 @_typing.final
 class UpdateJobResponse(_message.Message):
@@ -515,6 +613,14 @@ class PutArticlesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ARTICLES_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job whose articles these are (may be empty for plain writes). With it the store records each
+    accepted article as an article of the job's attempt, for the job's accounting.
+    """
+    attempt: _builtins.int
+    """The attempt (Job.attempts at claim) the articles belong to."""
     @_builtins.property
     def articles(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Article]:
         """The articles."""
@@ -523,10 +629,12 @@ class PutArticlesRequest(_message.Message):
         self,
         *,
         articles: _abc.Iterable[_common_pb2.Article] | None = ...,
+        job_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "attempt", b"attempt", "job_id", b"job_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,7 +1,8 @@
 """The pipeline coordinator: each synthesizer replica claims queued jobs from the store under a lease
 and runs them: fetcher stream -> clustering and LLM (this process's engine) -> store streams, pipelined,
-with progress and lease renewal through UpdateJob. A job whose worker dies is resumed by any replica
-once its lease expires; writes are idempotent and finished clusters come back from the cache."""
+with progress and lease renewal through UpdateJob. A replica that is stopping gives its jobs back at once
+(``drain``); a job whose worker dies is resumed by any replica once its short lease expires; writes are
+idempotent and the stories an earlier attempt stored are reused."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ class Coordinator:
         self.store: StoreStub = store_pb2_grpc.StoreServiceStub(self._store_channel)
         self.fetcher: FetcherStub = fetcher_pb2_grpc.FetcherServiceStub(self._fetcher_channel)
         self._loops: list[asyncio.Task[None]] = []
+        self.stopping = False
+        # the deadline of every unary call: well within the lease, so a hung call cannot outlive it
+        self.rpc_timeout = max(settings.worker_lease_seconds / 2, 1.0)
 
     def start(self) -> None:
         for n in range(self.settings.worker_concurrent_jobs):
@@ -46,10 +50,17 @@ class Coordinator:
         log.info("job worker started", worker=self.worker_id, slots=len(self._loops),
                  store=self.settings.store_address, fetcher=self.settings.fetcher_address)  # fmt: skip
 
-    async def stop(self) -> None:
+    async def drain(self) -> None:
+        """Stop claiming and give every running job back to the queue at once (SIGTERM)."""
+        if self.stopping:
+            return
+        self.stopping = True
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+
+    async def stop(self) -> None:
+        await self.drain()
         await self._store_channel.close()
         await self._fetcher_channel.close()
 
@@ -101,8 +112,26 @@ class Coordinator:
     def articles_in(
         self, queue: asyncio.Queue[common_pb2.Article | None]
     ) -> AsyncIterator[common_pb2.Article]:
-        async def gen() -> AsyncIterator[common_pb2.Article]:
-            while (item := await queue.get()) is not None:
-                yield item
+        return QueueInput(queue)
 
-        return gen()
+
+class QueueInput:
+    """A queue as an async iterator that a timeout may interrupt: cancelling ``__anext__`` (as
+    ``asyncio.wait_for`` does) loses no item and does not end the input, unlike an async generator,
+    which a cancellation inside it closes for good."""
+
+    def __init__(self, queue: asyncio.Queue[common_pb2.Article | None]) -> None:
+        self.queue = queue
+        self.ended = False
+
+    def __aiter__(self) -> QueueInput:
+        return self
+
+    async def __anext__(self) -> common_pb2.Article:
+        if self.ended:
+            raise StopAsyncIteration
+        item = await self.queue.get()
+        if item is None:
+            self.ended = True
+            raise StopAsyncIteration
+        return item

@@ -1,0 +1,58 @@
+"""A resumed job reuses the LLM stories its earlier attempts already stored: a cluster with the same key
+has the same articles (the key is a digest of their content hashes), so its stored story is returned
+instead of a new LLM call. A stored fallback story is not reused: the cluster gets a new LLM attempt."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+
+from storywire.v1 import common_pb2, store_pb2
+
+from runtime.stubs import StoreStub
+from services.synthesizer.stories.prompt import PROMPT_VERSION, SourceArticle
+from services.synthesizer.stories.writer import GenParams, StoryResult, StoryWriter
+
+PAGE = 1000
+
+
+def content_key(articles: Sequence[SourceArticle]) -> str:
+    """The cluster key of these articles (as clustering computes it from their content hashes)."""
+    return hashlib.sha256("\n".join(sorted(a.content_hash for a in articles)).encode()).hexdigest()[:32]
+
+
+async def stored_llm_stories(store: StoreStub, job_id: str, timeout: float) -> dict[str, common_pb2.Story]:
+    """The job's stored stories that an LLM wrote, by cluster key."""
+    out: dict[str, common_pb2.Story] = {}
+    token = ""
+    while True:
+        request = store_pb2.ListStoriesRequest(job_id=job_id, page_size=PAGE, page_token=token)
+        reply = await store.ListStories(request, timeout=timeout)
+        out.update({s.cluster_key: s for s in reply.stories if not s.fallback})
+        token = reply.next_page_token
+        if not token:
+            return out
+
+
+class ReusingWriter(StoryWriter):
+    """The engine's writer, except for clusters whose LLM story is already stored for this job.
+
+    It wraps the engine's writer (and so shares its cache, coalescer and limiter) rather than building
+    its own; only ``write`` is used by a synthesis session.
+    """
+
+    def __init__(self, inner: StoryWriter, stored: Mapping[str, common_pb2.Story]) -> None:
+        self.inner = inner
+        self.stored = stored
+        self.reused = 0
+
+    async def write(self, articles: Sequence[SourceArticle], params: GenParams) -> StoryResult:
+        story = self.stored.get(content_key(articles))
+        if story is None or story.model != params.model or story.prompt_version != PROMPT_VERSION:
+            return await self.inner.write(articles, params)
+        self.reused += 1
+        usage = story.usage
+        return StoryResult(
+            story.title, story.summary, story.model, story.prompt_version, cache_tier="store",
+            saved_prompt_tokens=usage.prompt_tokens, saved_completion_tokens=usage.completion_tokens,
+        )  # fmt: skip

@@ -1,0 +1,72 @@
+"""Progress watchdogs for the pipeline's streams: a stream that is owed progress (a message to receive,
+a message the transport has not taken, a response after the last request) and makes none for
+``seconds`` fails the attempt with a reason that names the service and the stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class StreamStalledError(Exception):
+    """A pipeline stream made no progress for its watchdog time."""
+
+
+class Watchdog:
+    """Fails (``watch`` raises) when the stream is owed progress and none came for ``seconds``."""
+
+    def __init__(self, name: str, seconds: float, clock: Callable[[], float] | None = None) -> None:
+        self.name = name
+        self.seconds = seconds
+        self._clock = clock or asyncio.get_running_loop().time
+        self.last = self._clock()
+        self.owed = False
+
+    def progress(self) -> None:
+        self.last = self._clock()
+
+    def expect(self, owed: bool = True) -> None:
+        """Progress is (no longer) owed: a message is pending, or the response is awaited."""
+        if owed and not self.owed:
+            self.last = self._clock()
+        self.owed = owed
+
+    async def watch(self) -> None:
+        while True:
+            idle = self._clock() - self.last
+            if self.owed and idle >= self.seconds:
+                raise StreamStalledError(
+                    f"{self.name}: no progress for {idle:.1f} s (watchdog {self.seconds:g} s)"
+                )
+            await asyncio.sleep(max(self.seconds - idle, 0.0) if self.owed else min(self.seconds, 1.0) / 4)
+
+
+async def requests_watched(items: AsyncIterator[T], dog: Watchdog) -> AsyncIterator[T]:
+    """A client stream's requests: each is owed to the transport until gRPC takes it (the generator
+    resumes only once the write went through flow control); after the last one, the response is owed."""
+    async for item in items:
+        dog.expect()
+        yield item
+        dog.progress()
+        dog.expect(False)
+    dog.expect()  # half-closed: the response is owed now
+
+
+async def guarded(dog: Watchdog, work: Awaitable[T]) -> T:
+    """``work``'s result, unless ``dog`` fires first: then ``work`` is cancelled (which cancels its RPC)
+    and StreamStalledError is raised."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.create_task(dog.watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        watcher.result()  # raises StreamStalledError
+        raise AssertionError("a watchdog returned")
+    finally:
+        for t in (task, watcher):
+            t.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)

@@ -1,0 +1,76 @@
+"""A store that accepts a PutStories stream and then stops reading it: the attempt fails within the
+watchdog time with a reason that names the stream, the job is given back and completes once the store
+reads again, or fails with that reason after the last attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from storywire.v1 import common_pb2, store_pb2
+
+from devtools.stack.proc import free_port
+from tests.e2e.conftest import Deployment, Store, events_until_end, job_stories, submit
+from tests.e2e.proxy import StoreProxy
+from tests.helpers import ServiceProcess, wait_serving
+
+pytestmark = pytest.mark.integration
+WATCHDOG = 3.0  # seconds; the default (20 s) has its own unit test in tests/synthesizer/test_watchdog.py
+
+
+@pytest.fixture
+async def behind_proxy(deployment: Deployment) -> AsyncIterator[StoreProxy]:
+    """The deployment's synthesizer replaced by one that reaches the store through the proxy."""
+    proxy = await StoreProxy(deployment.env["STORYWIRE_STORE_ADDRESS"]).start()
+    await asyncio.to_thread(deployment.procs["synthesizer"].terminate, 15)
+    port = free_port()
+    env = {
+        **deployment.env,
+        "STORYWIRE_SYNTHESIZER_PORT": str(port),
+        "STORYWIRE_STORE_ADDRESS": proxy.address,
+        "STORYWIRE_WORKER_STREAM_WATCHDOG_SECONDS": str(WATCHDOG),
+    }
+    worker = ServiceProcess("synthesizer", env=env, port=port).start()
+    try:
+        await wait_serving(worker.address)
+        yield proxy
+    finally:
+        await asyncio.to_thread(worker.terminate, 15)
+        await proxy.stop()
+        await wait_serving(deployment.start("synthesizer").address)
+
+
+def stalls(events: list[store_pb2.WatchJobResponse]) -> list[float]:
+    """The idle time each watchdog report gave for a stalled PutStories stream."""
+    found = [re.search(r"store\.PutStories: no progress for ([\d.]+) s", e.warning) for e in events]
+    return [float(m.group(1)) for m in found if m]
+
+
+async def test_a_hung_story_stream_fails_the_attempt_and_the_job_is_retried(
+    deployment: Deployment, store: Store, behind_proxy: StoreProxy
+) -> None:
+    behind_proxy.hang_put_stories = 1  # the first attempt's stream hangs, the second one's is read
+    job = await submit(store, deployment.urls(), model="sim-hung-once")
+    events = await asyncio.wait_for(events_until_end(store, job.id), 120)
+    done = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
+    assert done.state == common_pb2.JOB_STATE_DONE, done.error
+    assert (done.attempts, behind_proxy.hung) == (2, 1)
+    assert len(await job_stories(store, job.id)) == 14
+    idle = stalls(events)
+    assert len(idle) == 1, [e.warning for e in events if e.warning]
+    assert WATCHDOG <= idle[0] < WATCHDOG + 2, "the attempt fails within the watchdog time"
+
+
+async def test_a_store_that_never_reads_fails_the_job_with_the_reason(
+    deployment: Deployment, store: Store, behind_proxy: StoreProxy
+) -> None:
+    behind_proxy.hang_put_stories = -1
+    job = await submit(store, deployment.urls(), model="sim-hung-always")
+    events = await asyncio.wait_for(events_until_end(store, job.id), 180)
+    done = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
+    assert done.state == common_pb2.JOB_STATE_FAILED
+    assert done.attempts == 3  # STORYWIRE_WORKER_MAX_ATTEMPTS's default
+    assert done.error.startswith("after 3 attempts: store.PutStories: no progress for "), done.error
+    assert len(stalls(events)) == 2  # the first two attempts gave the job back; the third failed it
