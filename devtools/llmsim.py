@@ -1,14 +1,23 @@
 """An OpenAI-compatible LLM simulator for tests, the demo and benchmarks.
 
 It behaves like a real server under load: ``slots`` requests are served at once, up to ``queue`` more
-wait, and anything beyond gets 429 with a Retry-After estimate. Each answer takes
-``ttft + completion_tokens / tokens_per_second`` seconds. Answers are derived from the prompt (its
-first sentences), so they are deterministic and grounded. Faults are injected at configurable rates:
-429, 500, timeouts (the request hangs) and garbage bodies. ``dialect`` changes the response shape the
-way real backends differ: ``openai``/``vllm`` (usage), ``ollama`` (error as a string), ``llamacpp``
-(timings, no usage when ``omit_usage``).
+wait, and anything beyond gets 429 with a Retry-After estimate. Alone, an answer takes
+``ttft + prompt_tokens / prompt_tps + completion_tokens / tokens_per_second`` seconds (a fixed
+``latency`` when ``tokens_per_second`` is 0). With ``batch_slowdown`` the requests in service share the
+server (each is ``1 + batch_slowdown x (n - 1)`` times slower with n in service), and a ``window_*``
+budget answers 429 with Retry-After above so many requests or tokens per window
+(:mod:`devtools.simmodel`). Named profiles set these the way real servers behave: ``queue`` (vLLM),
+``cpu`` (Ollama / llama.cpp on a few cores), ``ratelimit`` (a hosted API) and ``sloppy`` (a weak model:
+30% of answers fail the grounding check or the format); ``--profile NAME`` then any setting to override.
 
-``python -m devtools.llmsim --port 8089 --slots 4 --latency 1.0``; GET /stats, POST /reset, POST /config.
+Answers are derived from the prompt (its first sentences), so they are deterministic and grounded,
+except the share ``rate_sloppy`` that invents a fact or ignores the format. Faults are injected at
+configurable rates: 429, 500, timeouts (the request hangs) and garbage bodies. ``dialect`` changes the
+response shape the way real backends differ: ``openai``/``vllm`` (usage), ``ollama`` (error as a
+string), ``llamacpp`` (timings, no usage when ``omit_usage``).
+
+``python -m devtools.llmsim --port 8089 --slots 4 --latency 1.0`` or ``--profile cpu``; GET /stats,
+POST /reset (a JSON object of settings; with ``profile``, that profile's settings first).
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from aiohttp import web
+
+from devtools.simmodel import PROFILES, RateWindow, SharedServer, solo_seconds
 
 
 @dataclass
@@ -44,6 +55,26 @@ class SimConfig:
     seed: int = 7
     #: answer text that invents a fact (to exercise the grounding check)
     invent: bool = False
+    #: the named profile these settings started from ("" = none; see devtools.simmodel.PROFILES)
+    profile: str = ""
+    #: prompt tokens per second in prefill (0 = the prompt costs nothing)
+    prompt_tps: float = 0.0
+    #: each request in service is 1 + batch_slowdown x (n - 1) times slower with n in service
+    batch_slowdown: float = 0.0
+    #: a budget per window: at most window_requests requests and window_tokens tokens (0 = unlimited)
+    window_seconds: float = 0.0
+    window_requests: int = 0
+    window_tokens: int = 0
+    #: share of answers that fail the grounding check (an invented fact) or the format (no TITLE/SUMMARY)
+    rate_sloppy: float = 0.0
+
+
+def profile_config(profile: str = "", **changes: Any) -> SimConfig:
+    """The settings of a named profile (or the plain defaults for ""), with ``changes`` on top."""
+    if profile and profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {sorted(PROFILES)}")
+    base = PROFILES[profile].settings if profile else {}
+    return SimConfig(**{**base, **changes, "profile": profile})
 
 
 @dataclass
@@ -58,13 +89,19 @@ class SimStats:
     max_queued: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: 429s for the window budget (also counted in rejected_429)
+    rate_limited: int = 0
+    #: answers made bad on purpose (rate_sloppy): {"ungrounded": n, "format": n}
+    sloppy: dict[str, int] = field(default_factory=dict)
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def answer_for(prompt: str, invent: bool = False) -> str:
-    """A deterministic, grounded TITLE/SUMMARY answer built from the articles in the prompt."""
+def answer_for(prompt: str, invent: bool = False, bad_format: bool = False) -> str:
+    """A deterministic, grounded TITLE/SUMMARY answer built from the articles in the prompt (with
+    ``invent``, plus a fact that is in no article; with ``bad_format``, chatty prose without the
+    TITLE/SUMMARY lines)."""
     articles = re.split(r"\n*Article \d+: ", prompt)[1:] or [prompt]
     title = articles[0].split("\n", 1)[0].strip() or "News update"
     lead: list[str] = []
@@ -76,27 +113,40 @@ def answer_for(prompt: str, invent: bool = False) -> str:
     summary = " ".join(lead) or title
     if invent:
         summary += " Mayor Zorblax confirmed 9,999 people attended."
+    if bad_format:
+        return f"Sure! Here is a story about {title.lower()}. {summary}"
     return f"TITLE: {title}\nSUMMARY: {summary}"
 
 
 class Simulator:
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
+        self._start()
+
+    def _start(self) -> None:
+        cfg = self.config
         self.stats = SimStats()
-        self._rng = random.Random(self.config.seed)  # noqa: S311
-        self._slots = asyncio.Semaphore(self.config.slots)
+        self._rng = random.Random(cfg.seed)  # noqa: S311
+        self._slots = asyncio.Semaphore(cfg.slots)
         self._finish_times: list[float] = []
+        self._server = SharedServer(cfg.batch_slowdown) if cfg.batch_slowdown else None
+        budget = cfg.window_seconds and (cfg.window_requests or cfg.window_tokens)
+        self._window = (
+            RateWindow(cfg.window_seconds, cfg.window_requests, cfg.window_tokens) if budget else None
+        )
 
     def reset(self, **changes: Any) -> None:
+        """New settings on top of the current ones (with ``profile``: on top of that profile's) and
+        fresh counters."""
         known = {f.name for f in fields(SimConfig)}
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
-        self.config = SimConfig(**{**asdict(self.config), **changes})
-        self.stats = SimStats()
-        self._rng = random.Random(self.config.seed)  # noqa: S311
-        self._slots = asyncio.Semaphore(self.config.slots)
-        self._finish_times = []
+        if "profile" in changes:
+            self.config = profile_config(**changes)
+        else:
+            self.config = SimConfig(**{**asdict(self.config), **changes})
+        self._start()
 
     def _retry_after(self) -> int:
         now = time.monotonic()
@@ -132,6 +182,16 @@ class Simulator:
             return self._error(504, "hung (injected)")
         return None
 
+    def _answer(self, prompt: str) -> str:
+        """The answer, made bad on purpose for a share ``rate_sloppy`` of calls (half of them ungrounded,
+        half in the wrong format)."""
+        cfg = self.config
+        kind = None
+        if cfg.rate_sloppy and self._rng.random() < cfg.rate_sloppy:
+            kind = "ungrounded" if self._rng.random() < 0.5 else "format"
+            self.stats.sloppy[kind] = self.stats.sloppy.get(kind, 0) + 1
+        return answer_for(prompt, cfg.invent or kind == "ungrounded", bad_format=kind == "format")
+
     async def chat(self, request: web.Request) -> web.StreamResponse:
         cfg, stats = self.config, self.stats
         stats.calls += 1
@@ -150,6 +210,20 @@ class Simulator:
             return self._error(
                 429, "all slots busy and the queue is full", {"Retry-After": str(self._retry_after())}
             )
+        prompt_tokens = max(1, len(prompt) // 4)
+        if self._window is not None:
+            requested = body.get("max_tokens")
+            wait = self._window.admit(prompt_tokens + (requested if isinstance(requested, int) else 256))
+            if wait is not None:
+                stats.rejected_429 += 1
+                stats.rate_limited += 1
+                return self._error(429, "rate limit reached for requests", {"Retry-After": f"{wait:.3f}"})
+        text = self._answer(prompt)
+        completion_tokens = max(1, len(text) // 4)
+        work = solo_seconds(
+            prompt_tokens, completion_tokens, ttft=cfg.ttft, prompt_tps=cfg.prompt_tps,
+            tokens_per_second=cfg.tokens_per_second, latency=cfg.latency,
+        )  # fmt: skip
         stats.queued += 1
         stats.max_queued = max(stats.max_queued, stats.queued)
         async with self._slots:
@@ -157,16 +231,11 @@ class Simulator:
             stats.in_service += 1
             stats.max_in_service = max(stats.max_in_service, stats.in_service)
             try:
-                text = answer_for(prompt, cfg.invent)
-                completion_tokens = max(1, len(text) // 4)
-                prompt_tokens = max(1, len(prompt) // 4)
-                duration = (
-                    cfg.ttft + completion_tokens / cfg.tokens_per_second
-                    if cfg.tokens_per_second
-                    else cfg.latency
-                )
-                self._finish_times.append(time.monotonic() + duration)
-                await asyncio.sleep(duration)
+                self._finish_times.append(time.monotonic() + work)
+                if self._server is not None:
+                    await self._server.serve(work)
+                else:
+                    await asyncio.sleep(work)
             finally:
                 stats.in_service -= 1
                 now = time.monotonic()
@@ -237,11 +306,12 @@ def main() -> None:
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
             type=type(default) if not isinstance(default, bool) else json.loads,
-            default=default,
+            default=argparse.SUPPRESS,  # only what is given overrides the profile's settings
+            help=f"default: {default!r}" + (f"; one of {', '.join(PROFILES)}" if f.name == "profile" else ""),
         )
     args = vars(parser.parse_args())
     port = args.pop("port")
-    sim = Simulator(SimConfig(**args))
+    sim = Simulator(profile_config(**args))
     print(f"LLM simulator on http://127.0.0.1:{port}/v1 ({sim.config})", flush=True)
     web.run_app(sim.app(), host="127.0.0.1", port=port, print=None, access_log=None)
 
