@@ -69,7 +69,25 @@ def timing_table(job: common_pb2.Job) -> Table:
         f"tokens saved by cache: {saved}; "
         f"grounding rejections: {t.grounding_rejections}; trace id: {job.trace_id or '-'}"
     )
+    if job.HasField("accounting"):
+        table.caption += "\n" + accounting_line(job.accounting)
     return table
+
+
+REASONS = {
+    v: k.removeprefix("LEFT_OUT_REASON_").lower().replace("_", " ")
+    for k, v in common_pb2.LeftOutReason.items()
+}
+
+
+def accounting_line(a: common_pb2.JobAccounting) -> str:
+    """entries found = in stories + left out, per reason (every reason, zeros included)."""
+    left = sum(c.entries for c in a.left_out)
+    reasons = ", ".join(f"{REASONS[c.reason]} {c.entries}" for c in a.left_out)
+    retired = f"; {a.retired_stories} provisional stories retired" if a.retired_stories else ""
+    verdict = "adds up" if a.balanced else f"DOES NOT ADD UP: {a.mismatch}"
+    found = f"accounting: {a.entries_found} entries found = {a.in_stories} in {a.stories} stories"
+    return f"{found} + {left} left out ({reasons}){retired}; {verdict}"
 
 
 def stories_table(stories: list[common_pb2.Story]) -> Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -19,9 +20,15 @@ class ServiceUnavailableError(ConnectionError):
         self.address = address
 
 
-def open_channel(address: str, max_message_bytes: int = 16 * 1024 * 1024) -> grpc.aio.Channel:
+def open_channel(
+    address: str,
+    max_message_bytes: int = 16 * 1024 * 1024,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+) -> grpc.aio.Channel:
     """An insecure grpc.aio channel (loopback or in-cluster) with the shared message limits and keepalive."""
-    return grpc.aio.insecure_channel(address, options=client_options(max_message_bytes))
+    return grpc.aio.insecure_channel(
+        address, options=client_options(max_message_bytes), interceptors=list(interceptors) or None
+    )
 
 
 async def check_health(

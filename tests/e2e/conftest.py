@@ -61,10 +61,8 @@ async def deployment() -> AsyncIterator[Deployment]:
     env = {
         **info.env(),
         "STORYWIRE_LLM_BASE_URL": sim_url,
-        "STORYWIRE_LLM_MODEL": "sim-1",
         "STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
         "STORYWIRE_CLUSTER_RELEASE_IDLE_MS": "0",
-        "STORYWIRE_LOG_LEVEL": "INFO",
     }
     for name in SERVICES:
         port = free_port()

@@ -45,12 +45,15 @@ async def stop_first_then_resume(
     first = deployment.procs["synthesizer"]
     job = await submit(store, deployment.urls(), model=model)
     events = follow(store, job.id)
+    async for _, event in events:  # claimed by the only replica there is
+        if event.WhichOneof("event") == "snapshot" and event.snapshot.attempts == 1:
+            break
+    replica = await second_replica(deployment)  # it waits for a runnable job meanwhile
     stories = 0
     async for _, event in events:
         stories += event.WhichOneof("event") == "story"
         if stories >= 2:
             break
-    replica = await second_replica(deployment)
     loop = asyncio.get_running_loop()
     signalled = loop.time()
     first.signal(sig)
@@ -84,7 +87,7 @@ async def stop_first_then_resume(
 
 @pytest.fixture
 async def slow_llm(deployment: Deployment) -> AsyncIterator[None]:
-    deployment.sim.reset(slots=2, latency=1.0)  # 14 clusters take about 7 s
+    deployment.sim.reset(slots=1, latency=1.0)  # 14 clusters take about 14 s
     try:
         yield
     finally:

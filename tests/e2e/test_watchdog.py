@@ -17,7 +17,7 @@ from tests.e2e.proxy import StoreProxy
 from tests.helpers import ServiceProcess, wait_serving
 
 pytestmark = pytest.mark.integration
-WATCHDOG = 3.0  # seconds; the default (20 s) has its own unit test in tests/synthesizer/test_watchdog.py
+WATCHDOG = 3.0  # seconds; the default (20 s) has its own unit test in tests/pipeline/test_watchdog.py
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ def store_settings(dsn: str, **overrides: object) -> StoreSettings:
         database_url=dsn,
         store_port=0,
         log_format="console",
-        shutdown_grace_seconds=1,
         **overrides,
     )
 

@@ -18,10 +18,17 @@ class StreamStalledError(Exception):
 class Watchdog:
     """Fails (``watch`` raises) when the stream is owed progress and none came for ``seconds``."""
 
-    def __init__(self, name: str, seconds: float, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        seconds: float,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.name = name
         self.seconds = seconds
         self._clock = clock or asyncio.get_running_loop().time
+        self._sleep = sleep
         self.last = self._clock()
         self.owed = False
 
@@ -41,7 +48,7 @@ class Watchdog:
                 raise StreamStalledError(
                     f"{self.name}: no progress for {idle:.1f} s (watchdog {self.seconds:g} s)"
                 )
-            await asyncio.sleep(max(self.seconds - idle, 0.0) if self.owed else min(self.seconds, 1.0) / 4)
+            await self._sleep(max(self.seconds - idle, 0.0) if self.owed else min(self.seconds, 1.0) / 4)
 
 
 async def requests_watched(items: AsyncIterator[T], dog: Watchdog) -> AsyncIterator[T]:
