@@ -62,7 +62,6 @@ async def deployment() -> AsyncIterator[Deployment]:
         "STORYWIRE_LLM_MODEL": "sim-1",
         "STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
         "STORYWIRE_WORKER_LEASE_SECONDS": "3",
-        "STORYWIRE_CLUSTER_RELEASE_IDLE_MS": "0",
         "STORYWIRE_LOG_LEVEL": "INFO",
     }
     for name in SERVICES:

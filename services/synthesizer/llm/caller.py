@@ -103,6 +103,7 @@ class ResilientCaller:
                                 f"{what} not in the expected format: {completion.text[:60]!r}"
                             )
                     except LLMError as exc:
+                        self.limiter.progressed()  # the call ended (an answer or a timeout): not stuck
                         span.set_attribute("storywire.llm.error", type(exc).__name__)
                         over_capacity = isinstance(exc, RateLimitedError) and self.limiter.in_flight > 1
                         if over_capacity and capacity_retries < MAX_CAPACITY_RETRIES:

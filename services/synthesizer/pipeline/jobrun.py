@@ -236,6 +236,8 @@ class JobRun:
                     self.totals.CopyFrom(session.totals.proto)
                     self._written_keys.add(response.story.cluster_key)
                     await stories.put(response.story)
+                elif kind == "retired":  # a provisional story the final clustering replaced
+                    self._written_keys.discard(response.retired.cluster_key)
                 else:
                     cluster.failed = response.summary.unclustered_articles
                     self.totals.CopyFrom(response.summary.totals)
