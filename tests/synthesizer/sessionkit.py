@@ -4,7 +4,7 @@ input streams, a fake story writer, and the accounting check every test applies 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from storywire.v1 import common_pb2, synthesizer_pb2
@@ -148,3 +148,11 @@ def settle(responses: list[synthesizer_pb2.SynthesizeResponse], input_ids: set[s
         assert stories[key] <= covered | out.left_out
     out.final = live
     return out
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Wait for a condition that no event announces (a server's counter), checking every 10 ms."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - a counter of another server: no event to await
+            await asyncio.sleep(0.01)
+    assert condition(), what

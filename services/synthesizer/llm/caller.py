@@ -2,8 +2,10 @@
 jitter (or the server's Retry-After), and capacity handling for 429s. Every permit is given back on
 every path (success, error, cancellation, timeout) by construction: the ``finally`` below.
 
-The answer's validation is the caller's business (``parse``): an answer that fails it still freed a
-slot the backend served, so it counts as a capacity sample for the limiter.
+The answer's validation is the caller's business (``parse``): an answer that fails it (or a body that is
+not a chat completion at all, or a story that then fails the grounding check) still freed a slot the
+backend served, so it counts as a capacity sample for the limiter: after a burst of faults the limit
+climbs back to what the backend serves even while answers are being rejected.
 """
 
 from __future__ import annotations
@@ -115,6 +117,8 @@ class ResilientCaller:
                             continue
                         if exc.congestion:
                             permit.congestion()
+                        elif isinstance(exc, BadResponseError):
+                            permit.success()  # a body that is not a completion: still served, a sample
                         else:
                             permit.ignore()
                         # an answer in the wrong format is rarely fixed by asking again the same way
