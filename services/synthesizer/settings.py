@@ -54,7 +54,8 @@ class SynthesizerSettings(CommonSettings):
         default=500,
         ge=0,
         le=60_000,
-        description="Release complete clusters when the input pauses this long (0 = only at its end).",
+        description="Release complete clusters as provisional stories when the input pauses this long "
+        "(0 = cluster only at its end); the final stories are always all the articles clustered at once.",
     )
     cluster_backend: Literal["tfidf", "embeddings"] = Field(
         default="tfidf",
