@@ -4,7 +4,7 @@ makes no progress, SERVING again once calls progress (a real server, the simulat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-async def statuses(address: str) -> AsyncIterator[int]:
+async def statuses(address: str) -> AsyncGenerator[int]:
     """Every status the server's health Watch stream reports."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub: Any = health_pb2_grpc.HealthStub(channel)
@@ -44,8 +44,8 @@ async def test_a_stuck_llm_turns_health_not_serving_until_calls_progress(
     service = SynthesizerService(settings)
     handle = await start_server(service, settings, 0)
     articles = cluster(1)
+    watch = statuses(handle.address)
     try:
-        watch = statuses(handle.address)
         await next_status(watch, SERVING, 10)
         write = asyncio.create_task(service.engine.writer.write(articles, GenParams("sim-1", 64, 0.0)))
         await next_status(watch, NOT_SERVING, 10)
@@ -57,4 +57,5 @@ async def test_a_stuck_llm_turns_health_not_serving_until_calls_progress(
         assert not story.fallback
         assert service.engine.stalled_for() == 0.0
     finally:
+        await watch.aclose()  # an open Watch stream would hold the server's shutdown for its grace period
         await handle.stop()
