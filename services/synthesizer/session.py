@@ -123,6 +123,11 @@ class SynthesisSession:
         self._writes: dict[str, asyncio.Task[None]] = {}  # story task per released cluster key
         self._outcome: FinalOutcome | None = None
 
+    @property
+    def retired(self) -> int:
+        """Provisional stories the final clustering retired (0 until the input has ended)."""
+        return len(self._outcome.retired) if self._outcome is not None else 0
+
     async def run(
         self, articles: AsyncIterator[common_pb2.Article]
     ) -> AsyncIterator[synthesizer_pb2.SynthesizeResponse]:
