@@ -28,10 +28,6 @@ ALLOWED: dict[str, tuple[str, str]] = {
         "the model name the unit tests send to the simulator (part of the LLM backend, like its URL)",
         "tests/e2e/test_jobs.py::test_job_runs_end_to_end_and_a_rerun_makes_no_llm_call",
     ),
-    "STORYWIRE_CLUSTER_RELEASE_IDLE_MS": (
-        "tests that count stories see final clusters only, until provisional ones are retired (issue 14.3)",
-        "tests/e2e/test_slow_source.py::test_a_slow_feed_with_the_default_release_loses_no_article",
-    ),
     "STORYWIRE_WORKER_STREAM_WATCHDOG_SECONDS": (
         "the hung-store tests wait out the watchdog up to three times",
         "tests/pipeline/test_watchdog.py::test_the_default_watchdog_fires_after_its_time_when_progress_is_owed",

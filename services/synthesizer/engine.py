@@ -89,6 +89,11 @@ class Engine:
             self.cluster_backend,
         )
 
+    def stalled_for(self) -> float:
+        """Seconds that work has waited for the LLM while no call made progress (0 when idle or moving):
+        the health check reports NOT_SERVING past ``llm_stall_seconds``."""
+        return self.limiter.stalled_for()
+
     def record_saved(self, totals: common_pb2.SynthesisTotals) -> None:
         self.saved.prompt_tokens += totals.saved.prompt_tokens
         self.saved.completion_tokens += totals.saved.completion_tokens

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import grpc
 from storywire.v1 import synthesizer_pb2, synthesizer_pb2_grpc
 
@@ -23,6 +26,7 @@ class SynthesizerService:
         self.settings = settings
         self.engine = Engine(settings)
         self.coordinator = Coordinator(settings, self.engine) if settings.worker_enabled else None
+        self._watchdog: asyncio.Task[None] | None = None
 
     def register(self, server: grpc.aio.Server) -> None:
         synthesizer_pb2_grpc.add_SynthesizerServiceServicer_to_server(
@@ -33,6 +37,7 @@ class SynthesizerService:
         backend = self.settings.llm_base_url or "none (extractive summaries only)"
         log.info("LLM backend", base_url=backend, model=self.settings.llm_model)
         await health.set_serving(True)
+        self._watchdog = asyncio.create_task(self._watch_llm(health), name="llm-stall-watchdog")
         if self.coordinator is not None:
             self.coordinator.start()
 
@@ -40,8 +45,34 @@ class SynthesizerService:
         """On SIGTERM, before in-flight RPCs drain: hand running jobs back so another replica takes them."""
         if self.coordinator is not None:
             await self.coordinator.drain()
+    async def _watch_llm(self, health: Health) -> None:
+        """Health tells the truth: NOT_SERVING while work waits for an LLM that makes no progress (every
+        permit held by a stuck call, or a backend that stopped answering), SERVING again once calls move."""
+        limit = self.settings.llm_stall_seconds
+        stalled = False
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            waited = self.engine.stalled_for()
+            if waited >= limit and not stalled:
+                stalled = True
+                log.error(
+                    "LLM stalled: work is waiting but no LLM call has made progress; health NOT_SERVING",
+                    stalled_seconds=round(waited, 1),
+                    limit_seconds=limit,
+                    in_flight=self.engine.limiter.in_flight,
+                    concurrency_limit=self.engine.limiter.limit,
+                )
+                await health.set_serving(False)
+            elif waited < limit and stalled:
+                stalled = False
+                log.info("LLM calls progress again; health SERVING")
+                await health.set_serving(True)
 
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         if self.coordinator is not None:
             await self.coordinator.stop()
         await self.engine.aclose()

@@ -74,6 +74,7 @@ class SynthesizerServicer(synthesizer_pb2_grpc.SynthesizerServiceServicer):
             job_id=first.config.job_id,
             articles=session.clusterer.seen,
             clusters=session.clusters,
+            retired=session.retired,
             llm_calls=session.totals.proto.llm_calls,
             cache_hits=session.totals.proto.cache_hits,
             fallbacks=session.totals.proto.fallbacks,

@@ -1,26 +1,33 @@
-"""One synthesis stream: articles in, clusters released as they become complete, one story per cluster.
+"""One synthesis stream: articles in, provisional clusters released while the input pauses, the final
+clusters of all the articles at its end, one story per cluster.
 
-Every released cluster becomes a task that waits for a concurrency permit (the shared adaptive limiter,
-capped per job by ``max_concurrency``), so the backend always has as much work as the limit allows and
-no worker idles while a cluster waits.
+A reader task drains the input into a queue, so the release timer never touches (cancels or closes) the
+input stream: a pause only makes the session cluster what it has (provisional clusters, written at once
+for time to first story); the input is read to its real end. Then every article is clustered at once
+(:mod:`services.synthesizer.clustering.stream`): provisional clusters that are final clusters are
+confirmed, the others are retired (``StoryRetired``, after their story), final clusters without a story
+get one, and articles in final clusters below ``min_articles_per_story`` are left out with that reason.
+
+Every cluster's story is a task that waits for a concurrency permit (the shared adaptive limiter, capped
+per job by ``max_concurrency``), so the backend always has as much work as the limit allows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf.duration_pb2 import Duration
 from opentelemetry import trace
 from storywire.v1 import common_pb2, synthesizer_pb2
 
 from runtime.ids import article_id
-from services.synthesizer.clustering import Cluster, ClusterBackend, Doc, StreamClusterer
+from services.synthesizer.clustering import Cluster, ClusterBackend, Doc, FinalOutcome, StreamClusterer
 from services.synthesizer.stories.prompt import PROMPT_VERSION, SourceArticle
-from services.synthesizer.stories.writer import GenParams, StoryResult, StoryWriter
+from services.synthesizer.stories.writer import GenParams, StoryResult
 
 tracer = trace.get_tracer("storywire.synthesizer")
 TIERS = {
@@ -29,6 +36,16 @@ TIERS = {
     "redis": common_pb2.CACHE_TIER_REDIS,
     "store": common_pb2.CACHE_TIER_STORE,
 }
+
+
+_END = object()
+R = TypeVar("R")
+
+
+class Writer(Protocol):
+    """Writes one story for one cluster (:class:`services.synthesizer.stories.writer.StoryWriter`)."""
+
+    async def write(self, articles: Sequence[SourceArticle], params: GenParams) -> StoryResult: ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,14 @@ class Totals:
         t.usage.estimated = t.usage.estimated or r.estimated
         t.saved.prompt_tokens += r.saved_prompt_tokens
         t.saved.completion_tokens += r.saved_completion_tokens
+
+
+def left_out_proto(article_id: str, size: int, min_size: int) -> common_pb2.LeftOutArticle:
+    return common_pb2.LeftOutArticle(
+        article_id=article_id,
+        reason=common_pb2.LEFT_OUT_REASON_CLUSTER_TOO_SMALL,
+        detail=f"its final cluster has {size} article(s); min_articles_per_story is {min_size}",
+    )
 
 
 def story_proto(job_id: str, cluster: Cluster, r: StoryResult) -> common_pb2.Story:
@@ -87,37 +112,54 @@ def doc_of(article: common_pb2.Article) -> Doc:
 
 
 class SynthesisSession:
-    def __init__(
-        self, writer: StoryWriter, config: SessionConfig, backend: ClusterBackend | None = None
-    ) -> None:
+    def __init__(self, writer: Writer, config: SessionConfig, backend: ClusterBackend | None = None) -> None:
         self.writer = writer
         self.config = config
         self.clusterer = StreamClusterer(config.threshold, config.min_size, backend)
         self.totals = Totals()
         self.cluster_seconds = 0.0
-        self.clusters = 0
+        self.clusters = 0  # clusters released (provisional and final), each with a story
+        self.first_story_s: float | None = None  # seconds from the start to the first story
         self._job_cap = asyncio.Semaphore(config.max_concurrency) if config.max_concurrency > 0 else None
+        self._writes: dict[str, asyncio.Task[None]] = {}  # story task per released cluster key
+        self._outcome: FinalOutcome | None = None
+
+    @property
+    def retired(self) -> int:
+        """Provisional stories the final clustering retired (0 until the input has ended)."""
+        return len(self._outcome.retired) if self._outcome is not None else 0
 
     async def run(
         self, articles: AsyncIterator[common_pb2.Article]
     ) -> AsyncIterator[synthesizer_pb2.SynthesizeResponse]:
-        """Responses in the order they happen: clusters as released, stories as written, then a summary."""
-        started = time.perf_counter()
+        """Responses in the order they happen: clusters as released, stories as written, retirements after
+        the story they retire, then a summary."""
+        self._started = time.perf_counter()
         self._out: asyncio.Queue[synthesizer_pb2.SynthesizeResponse | BaseException | None] = asyncio.Queue()
-        self._active = 1  # the reader, plus one per cluster being written
+        self._active = 0  # the driver, plus one task per cluster being written or retired
         self._tasks: set[asyncio.Task[None]] = set()
-        self._spawn(self._read(articles))
+        inbox: asyncio.Queue[object] = asyncio.Queue()
+        reader = asyncio.create_task(self._read(articles, inbox))
+        self._spawn(self._drive(inbox))
         try:
             while (item := await self._out.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
+                if item.WhichOneof("item") == "story" and self.first_story_s is None:
+                    self.first_story_s = time.perf_counter() - self._started
                 yield item
-            yield synthesizer_pb2.SynthesizeResponse(summary=self._summary(time.perf_counter() - started))
+            summary = self._summary(time.perf_counter() - self._started)
+            yield synthesizer_pb2.SynthesizeResponse(summary=summary)
         finally:
-            for task in self._tasks:
+            pending = [reader, *self._tasks]
+            for task in pending:
                 task.cancel()
+            # wait for them, so that every LLM permit is back before the stream is over
+            await asyncio.gather(*pending, return_exceptions=True)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        self._active += 1
+
         async def guarded() -> None:
             try:
                 await work
@@ -133,64 +175,97 @@ class SynthesisSession:
         task = asyncio.create_task(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _read(self, articles: AsyncIterator[common_pb2.Article]) -> None:
-        iterator = aiter(articles)
-        unreleased = False
+    @staticmethod
+    async def _read(articles: AsyncIterator[common_pb2.Article], inbox: asyncio.Queue[object]) -> None:
+        """Drain the input into ``inbox`` to its end; an input error follows the articles before it."""
+        try:
+            async for article in articles:
+                inbox.put_nowait(article)
+        except Exception as exc:
+            inbox.put_nowait(exc)
+        else:
+            inbox.put_nowait(_END)
+
+    async def _drive(self, inbox: asyncio.Queue[object]) -> None:
         idle = self.config.release_idle
+        unreleased = False  # articles arrived since the last release
         while True:
             try:
                 if unreleased and idle > 0:
-                    article = await asyncio.wait_for(anext(iterator), idle)
+                    async with asyncio.timeout(idle):  # waits on the queue only, never on the input
+                        item = await inbox.get()
                 else:
-                    article = await anext(iterator)
-            except StopAsyncIteration:
-                break
+                    item = await inbox.get()
             except TimeoutError:
                 # the input paused: what is complete now is written while the rest arrives
-                await self._release()
+                self._announce(await self._cluster(self.clusterer.release, "release"), provisional=True)
                 unreleased = False
                 continue
-            self.clusterer.add(doc_of(article))
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, common_pb2.Article)
+            self.clusterer.add(doc_of(item))
             unreleased = True
-        await self._release()
+        await self._finish()
 
-    async def _release(self) -> None:
+    async def _cluster(self, step: Callable[[], R], kind: str) -> R:
         t0 = time.perf_counter()
         with tracer.start_as_current_span("cluster") as span:
-            span.set_attribute("storywire.cluster.open_articles", len(self.clusterer.open))
+            span.set_attribute("storywire.cluster.kind", kind)
+            span.set_attribute("storywire.cluster.articles", self.clusterer.seen)
             span.set_attribute("storywire.cluster.backend", self.clusterer.backend.name)
-            # CPU work in a thread, so the stories already being written keep streaming; the reader
-            # (the only one that adds articles) waits for it, so nothing changes the open set meanwhile
-            ready = await asyncio.to_thread(self.clusterer.release)
-            span.set_attribute("storywire.cluster.released", len(ready))
+            # CPU work in a thread, so the stories already being written keep streaming; the driver (the
+            # only one that adds articles) waits for it, so nothing changes the article set meanwhile
+            result = await asyncio.to_thread(step)
         self.cluster_seconds += time.perf_counter() - t0
-        for cluster in ready:
-            self.clusters += 1
-            ids = [d.id for d in cluster.docs]
-            self._out.put_nowait(
-                synthesizer_pb2.SynthesizeResponse(
-                    cluster=common_pb2.Cluster(key=cluster.key, article_ids=ids, cohesion=cluster.cohesion)
-                )
+        return result
+
+    async def _finish(self) -> None:
+        outcome = await self._cluster(self.clusterer.finish, "final")
+        self._outcome = outcome
+        for retirement in outcome.retired:
+            message = synthesizer_pb2.StoryRetired(
+                cluster_key=retirement.key, replaced_by=retirement.replaced_by
             )
-            self._active += 1
-            self._spawn(self._write(cluster))
+            self._spawn(self._retire(self._writes[retirement.key], message))
+        self._announce(outcome.new, provisional=False)
+
+    def _announce(self, clusters: list[Cluster], *, provisional: bool) -> None:
+        for cluster in clusters:
+            self.clusters += 1
+            proto = common_pb2.Cluster(
+                key=cluster.key,
+                article_ids=[d.id for d in cluster.docs],
+                cohesion=cluster.cohesion,
+                provisional=provisional,
+            )
+            self._out.put_nowait(synthesizer_pb2.SynthesizeResponse(cluster=proto))
+            self._writes[cluster.key] = self._spawn(self._write(cluster))
+
+    async def _retire(self, write: asyncio.Task[None], message: synthesizer_pb2.StoryRetired) -> None:
+        await asyncio.wait([write])  # the retirement follows the story it retires
+        self._out.put_nowait(synthesizer_pb2.SynthesizeResponse(retired=message))
 
     def _summary(self, elapsed_s: float) -> synthesizer_pb2.SynthesisSummary:
         elapsed, cluster_time = Duration(), Duration()
         elapsed.FromNanoseconds(int(elapsed_s * 1e9))
         cluster_time.FromNanoseconds(int(self.cluster_seconds * 1e9))
+        outcome = self._outcome
+        assert outcome is not None  # the summary follows the final clustering
         return synthesizer_pb2.SynthesisSummary(
             articles=self.clusterer.seen,
             clusters=self.clusters,
-            unclustered_articles=len(self.clusterer.open),
-            left_out=[
-                common_pb2.LeftOutArticle(article_id=aid, reason=common_pb2.LEFT_OUT_REASON_CLUSTER_TOO_SMALL)
-                for aid in sorted(self.clusterer.open)
-            ],
+            unclustered_articles=len(outcome.left_out),
             totals=self.totals.proto,
             elapsed=elapsed,
             cluster_time=cluster_time,
+            final_cluster_keys=[c.key for c in outcome.final],
+            left_out=[left_out_proto(a, size, self.config.min_size) for a, size in outcome.left_out],
+            retired_stories=len(outcome.retired),
         )
 
     async def _write(self, cluster: Cluster) -> None:

@@ -34,6 +34,13 @@ class SynthesizerSettings(CommonSettings):
     llm_max_workers: int = Field(
         default=0, ge=0, le=4096, description="A fixed number of concurrent LLM calls (0 = adaptive)."
     )
+    llm_stall_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Health reports NOT_SERVING when work has waited this long for the LLM with no call "
+        "making progress (keep it above the slowest expected call).",
+    )
     redis_url: str = Field(
         default="",
         description="Redis for shared state: LLM results (synthesizer), conditional-GET memory (fetcher); "
@@ -47,7 +54,8 @@ class SynthesizerSettings(CommonSettings):
         default=500,
         ge=0,
         le=60_000,
-        description="Release complete clusters when the input pauses this long (0 = only at its end).",
+        description="Release complete clusters as provisional stories when the input pauses this long "
+        "(0 = cluster only at its end); the final stories are always all the articles clustered at once.",
     )
     cluster_backend: Literal["tfidf", "embeddings"] = Field(
         default="tfidf",

@@ -62,7 +62,6 @@ async def deployment() -> AsyncIterator[Deployment]:
         **info.env(),
         "STORYWIRE_LLM_BASE_URL": sim_url,
         "STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
-        "STORYWIRE_CLUSTER_RELEASE_IDLE_MS": "0",
     }
     for name in SERVICES:
         port = free_port()

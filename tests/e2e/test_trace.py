@@ -127,7 +127,8 @@ async def test_one_trace_per_job_across_services(
     assert len(fetch_urls) == len(deployment.urls())
     assert all(parent(s) and parent(s).name == "/storywire.v1.FetcherService/Fetch" for s in fetch_urls)  # type: ignore[union-attr]
     llm_calls = [s for s in trace if s.name == "llm.call"]
-    assert len(llm_calls) == int(job["totals"]["llmCalls"]) == 14
+    # 14 final stories; early release (the default) may write provisional ones when the input pauses
+    assert len(llm_calls) == int(job["totals"]["llmCalls"]) >= 14
     assert all(s.attributes["storywire.llm.attempt"].int_value == 1 for s in llm_calls)
     print(f"\n{len(trace)} spans in trace {root.trace_id} across {sorted(services)}")
 

@@ -33,7 +33,6 @@ def engine_for(url: str, redis_url: str = "", **overrides: object) -> Engine:
         llm_base_url=url,
         llm_model="sim-1",
         redis_url=redis_url,
-        cluster_release_idle_ms=0,
         log_format="console",
         **overrides,
     )

@@ -174,3 +174,33 @@ async def test_redis_killed_mid_job_the_job_completes(sim: Sim, caplog: pytest.L
         await engine.aclose()
         stack.down()
         shutil.rmtree(state, ignore_errors=True)
+
+
+async def test_the_limit_recovers_after_a_fault_burst_even_when_answers_are_rejected(sim: Sim) -> None:
+    """Answers that fail parsing or grounding still come from a backend that served them: they are
+    capacity samples, so after a burst of 5xx the limit climbs back to the backend's 4 slots."""
+    sim.sim.reset(slots=4, queue=0, latency=0.05, rate_500=0.6, seed=3)
+    engine = engine_for(sim.url, llm_concurrency_initial=8, llm_max_attempts=2)
+    try:
+        await asyncio.gather(*(engine.writer.write(cluster(n, 2), PARAMS) for n in range(30)))
+        after_faults = engine.limiter.limit
+        assert after_faults <= 2, f"the fault burst should have cut the limit (it is {after_faults})"
+        mark = len(engine.limiter.history)
+        # every answer now fails: half are not completions at all, the rest invent facts (grounding)
+        sim.sim.reset(rate_500=0.0, rate_garbage=0.5, invent=True, seed=5)
+        rejected = await asyncio.gather(
+            *(engine.writer.write(cluster(n, 2), PARAMS) for n in range(100, 160))
+        )
+        assert all(r.fallback for r in rejected)
+        recovered = max(limit for _, limit in engine.limiter.history[mark:])
+        assert recovered >= 4, f"the limit should climb back to the 4 slots, reached {recovered}"
+        # and a clean run keeps it at the backend's capacity
+        sim.sim.reset(rate_garbage=0.0, invent=False)
+        clean = await asyncio.gather(*(engine.writer.write(cluster(n, 2), PARAMS) for n in range(200, 240)))
+        assert not any(r.fallback for r in clean), [r.fallback_reason for r in clean if r.fallback][:3]
+        assert engine.limiter.limit >= 3
+        assert engine.limiter.in_flight == 0
+    finally:
+        await engine.aclose()
+    print(f"\nlimit: after faults {after_faults}, while answers were rejected up to {recovered}, "
+          f"after the clean run {engine.limiter.limit}")  # fmt: skip

@@ -8,11 +8,8 @@ taken in id order, joins the most similar cluster centroid if the cosine reaches
 starts a cluster. Processing in id order makes the result a function of the article *set*, whatever the
 order they arrived in.
 
-Release rule (documented in docs/architecture.md): articles are clustered when the input stream ends,
-and also whenever it has been quiet for ``release_idle`` seconds; clusters that reach
-``min_articles_per_story`` at such a point are released at once (and closed: a later article about the
-same event starts a new cluster). Smaller clusters stay open until the end of the stream, when they are
-reported as unclustered articles.
+How a stream's articles are released (provisional clusters, then the final clustering of all of them):
+:mod:`services.synthesizer.clustering.stream`.
 """
 
 from __future__ import annotations
@@ -228,26 +225,3 @@ class TfidfBackend:
 
     def cluster(self, docs: Sequence[Doc], threshold: float) -> list[Cluster]:
         return cluster_docs(docs, threshold)
-
-
-class StreamClusterer:
-    """Holds open articles; ``release`` clusters them and hands out the clusters big enough to write."""
-
-    def __init__(self, threshold: float, min_size: int, backend: ClusterBackend | None = None) -> None:
-        self.threshold = threshold
-        self.min_size = min_size
-        self.backend: ClusterBackend = backend or TfidfBackend()
-        self.open: dict[str, Doc] = {}
-        self.seen = 0
-
-    def add(self, doc: Doc) -> None:
-        self.seen += 1
-        self.open[doc.id] = doc  # a duplicate id replaces the earlier copy
-
-    def release(self) -> list[Cluster]:
-        clusters = self.backend.cluster(list(self.open.values()), self.threshold)
-        ready = [c for c in clusters if len(c.docs) >= self.min_size]
-        for c in ready:
-            for d in c.docs:
-                del self.open[d.id]
-        return sorted(ready, key=lambda c: c.key)

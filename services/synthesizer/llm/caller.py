@@ -2,8 +2,10 @@
 jitter (or the server's Retry-After), and capacity handling for 429s. Every permit is given back on
 every path (success, error, cancellation, timeout) by construction: the ``finally`` below.
 
-The answer's validation is the caller's business (``parse``): an answer that fails it still freed a
-slot the backend served, so it counts as a capacity sample for the limiter.
+The answer's validation is the caller's business (``parse``): an answer that fails it (or a body that is
+not a chat completion at all, or a story that then fails the grounding check) still freed a slot the
+backend served, so it counts as a capacity sample for the limiter: after a burst of faults the limit
+climbs back to what the backend serves even while answers are being rejected.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class ResilientCaller:
                                 f"{what} not in the expected format: {completion.text[:60]!r}"
                             )
                     except LLMError as exc:
+                        self.limiter.progressed()  # the call ended (an answer or a timeout): not stuck
                         span.set_attribute("storywire.llm.error", type(exc).__name__)
                         over_capacity = isinstance(exc, RateLimitedError) and self.limiter.in_flight > 1
                         if over_capacity and capacity_retries < MAX_CAPACITY_RETRIES:
@@ -114,6 +117,8 @@ class ResilientCaller:
                             continue
                         if exc.congestion:
                             permit.congestion()
+                        elif isinstance(exc, BadResponseError):
+                            permit.success()  # a body that is not a completion: still served, a sample
                         else:
                             permit.ignore()
                         # an answer in the wrong format is rarely fixed by asking again the same way

@@ -72,6 +72,9 @@ class AdaptiveLimiter:
         #: (monotonic time, limit) after every change, for tests and the limit-over-time trace
         self.history: list[tuple[float, int]] = [(time.monotonic(), self.limit)]
         self.max_in_flight = 0
+        #: when the backend last answered a call (any answer, errors included), or work arrived after
+        #: an idle spell: what ``stalled_for`` measures from
+        self._last_progress = time.monotonic()
 
     @property
     def limit(self) -> int:
@@ -81,6 +84,19 @@ class AdaptiveLimiter:
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def busy(self) -> bool:
+        """Calls are in flight or waiting for a permit."""
+        return self._in_flight > 0 or any(not w.done() for w in self._waiters)
+
+    def progressed(self) -> None:
+        """The backend answered a call (whatever the answer)."""
+        self._last_progress = time.monotonic()
+
+    def stalled_for(self) -> float:
+        """Seconds that work has waited for the LLM without any call making progress (0 when idle)."""
+        return time.monotonic() - self._last_progress if self.busy else 0.0
+
     def cap(self, value: int) -> None:
         """Lower the maximum (a job's max_concurrency) without touching the learned limit."""
         self.maximum = max(self.minimum, min(self.maximum, value))
@@ -89,6 +105,8 @@ class AdaptiveLimiter:
     async def acquire(self) -> Permit:
         """A permit, first come first served. Each freed slot wakes exactly one waiter: with a
         Condition and notify_all, 1,000 queued clusters all woke on every completion (quadratic)."""
+        if not self.busy:
+            self._last_progress = time.monotonic()  # an idle spell is not a stall
         if self._in_flight < self.limit and not self._waiters:
             self._take()
         else:
@@ -143,6 +161,7 @@ class AdaptiveLimiter:
             self.history.append((time.monotonic(), self.limit))
 
     def _on_success(self, latency: float) -> None:
+        self.progressed()
         self._latencies.append(latency)
         if not self.static:
             baseline = min(self._latencies)
@@ -161,6 +180,7 @@ class AdaptiveLimiter:
         rejected call lowers the estimate as it returns, so a burst converges within one round trip; the
         additive increase after successes probes for more capacity, one call at a time. The limit drops
         before the permit is handed on, so no waiter is let in above it."""
+        self.progressed()
         if not self.static:
             self._slow_start = False
             still_in_flight = self._in_flight - 1  # without this rejected call
@@ -168,6 +188,7 @@ class AdaptiveLimiter:
         self._release(completed=False)
 
     def _on_congestion(self) -> None:
+        self.progressed()
         if not self.static:
             now = time.monotonic()
             self._slow_start = False

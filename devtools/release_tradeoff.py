@@ -1,0 +1,135 @@
+"""Early release's trade-off, measured: time to first story against extra LLM calls.
+
+The sample corpus (154 articles, 14 events) goes through one synthesis session (the real engine and
+story writer) against the LLM simulator on loopback, every source at once except one feed that arrives
+``--delay`` seconds late; once with early release at its default interval and once with it off
+(clustering only at the end of the input). A fresh engine per run, so no answer comes from the cache.
+
+``python -m devtools.release_tradeoff [--delay 1.5] [--latency 0.2] [--slots 8] [--slow-feed SOURCE]``;
+``--corpus dev-news`` reads the shared dev-news corpus in place (113 articles, 28 events, 6 feeds; slow
+feed ``6`` by default) instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from storywire.v1 import common_pb2, synthesizer_pb2
+
+from devtools.corpus.build import compose
+from devtools.llmsim import SimConfig, start_simulator
+from runtime.ids import article_id, content_hash
+from runtime.logging import configure_logging
+from runtime.settings import load_settings
+from services.synthesizer.engine import Engine
+from services.synthesizer.settings import SynthesizerSettings
+
+DEV_NEWS = Path("/work/shared/corpora/dev-news")
+
+
+@dataclass
+class Measured:
+    release_ms: int
+    first_story_s: float
+    total_s: float
+    llm_calls: int
+    stories: int
+    retired: int
+    final: int
+
+
+def article(url: str, title: str, text: str) -> common_pb2.Article:
+    digest = content_hash(title, text)
+    aid = article_id(url, digest)
+    return common_pb2.Article(id=aid, url=url, canonical_url=url, content_hash=digest, title=title, text=text)
+
+
+def sample_by_source() -> dict[str, list[common_pb2.Article]]:
+    out: dict[str, list[common_pb2.Article]] = {}
+    for item in compose():
+        source = item.path if item.page_only else item.outlet
+        out.setdefault(source, []).append(article("http://sample.test" + item.path, item.title, item.text))
+    return out
+
+
+def devnews_by_source() -> dict[str, list[common_pb2.Article]]:
+    feed = {
+        aid: path.stem.split("-")[1]
+        for path in (DEV_NEWS / "feeds").glob("feed-*.xml")
+        for aid in re.findall(r"/a/(d-\d{3})", path.read_text())
+    }
+    out: dict[str, list[common_pb2.Article]] = {}
+    for a in json.loads((DEV_NEWS / "articles.json").read_text()):
+        out.setdefault(feed[a["id"]], []).append(
+            article(f"http://dev-news.test/a/{a['id']}", a["title"], a["text"])
+        )
+    return out
+
+
+async def arrivals(
+    by_source: dict[str, list[common_pb2.Article]], slow: str, delay: float
+) -> AsyncIterator[common_pb2.Article]:
+    for source, articles in sorted(by_source.items()):
+        if source != slow:
+            for a in articles:
+                yield a
+    await asyncio.sleep(delay)
+    for a in by_source[slow]:
+        yield a
+
+
+async def measure(
+    by_source: dict[str, list[common_pb2.Article]], release_ms: int, slow: str, delay: float, sim_url: str
+) -> Measured:
+    settings = load_settings(
+        SynthesizerSettings, llm_base_url=sim_url, llm_model="sim-1", cluster_release_idle_ms=release_ms,
+        log_level="WARNING",
+    )  # fmt: skip
+    engine = Engine(settings)
+    try:
+        session = engine.session(synthesizer_pb2.SynthesisConfig(job_id=f"release-{release_ms}"))
+        started = time.perf_counter()
+        responses = [r async for r in session.run(arrivals(by_source, slow, delay))]
+        total = time.perf_counter() - started
+    finally:
+        await engine.aclose()
+    summary = responses[-1].summary
+    stories = sum(1 for r in responses if r.WhichOneof("item") == "story")
+    return Measured(release_ms, session.first_story_s or total, total, summary.totals.llm_calls, stories,
+                    summary.retired_stories, len(summary.final_cluster_keys))  # fmt: skip
+
+
+async def main(args: argparse.Namespace) -> None:
+    by_source = devnews_by_source() if args.corpus == "dev-news" else sample_by_source()
+    slow = args.slow_feed or ("6" if args.corpus == "dev-news" else "valmora-courier")
+    _, runner, url = await start_simulator(SimConfig(slots=args.slots, latency=args.latency))
+    try:
+        rows = [await measure(by_source, ms, slow, args.delay, url) for ms in (500, 0)]
+    finally:
+        await runner.cleanup()
+    print(f"{args.corpus} corpus, source {slow!r} {args.delay} s late; simulator {args.slots} slots, "
+          f"{args.latency} s per call")  # fmt: skip
+    print("| release | time to first story | all stories | LLM calls | stories written | retired | final |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for m in rows:
+        label = f"{m.release_ms} ms (default)" if m.release_ms else "off (0)"
+        print(f"| {label} | {m.first_story_s:.2f} s | {m.total_s:.2f} s | {m.llm_calls} | {m.stories} | "
+              f"{m.retired} | {m.final} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m devtools.release_tradeoff", description=__doc__)
+    parser.add_argument("--delay", type=float, default=1.5, help="seconds the slow feed arrives late")
+    parser.add_argument("--latency", type=float, default=0.2, help="simulator seconds per call")
+    parser.add_argument("--slots", type=int, default=8, help="simulator parallel slots")
+    parser.add_argument("--slow-feed", default="", help="the late source (sample: an outlet; dev-news: 1-6)")
+    parser.add_argument("--corpus", choices=["sample", "dev-news"], default="sample")
+    configure_logging("release-tradeoff", "WARNING", "console")
+    asyncio.run(main(parser.parse_args()))
