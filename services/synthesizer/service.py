@@ -45,6 +45,7 @@ class SynthesizerService:
         """On SIGTERM, before in-flight RPCs drain: hand running jobs back so another replica takes them."""
         if self.coordinator is not None:
             await self.coordinator.drain()
+
     async def _watch_llm(self, health: Health) -> None:
         """Health tells the truth: NOT_SERVING while work waits for an LLM that makes no progress (every
         permit held by a stuck call, or a backend that stopped answering), SERVING again once calls move."""

@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from storywire.v1 import common_pb2, store_pb2
 
 from runtime.stubs import StoreStub
+from services.synthesizer.session import Writer
 from services.synthesizer.stories.prompt import PROMPT_VERSION, SourceArticle
-from services.synthesizer.stories.writer import GenParams, StoryResult, StoryWriter
+from services.synthesizer.stories.writer import GenParams, StoryResult
 
 PAGE = 1000
 
@@ -34,14 +35,14 @@ async def stored_llm_stories(store: StoreStub, job_id: str, timeout: float) -> d
             return out
 
 
-class ReusingWriter(StoryWriter):
+class ReusingWriter:
     """The engine's writer, except for clusters whose LLM story is already stored for this job.
 
     It wraps the engine's writer (and so shares its cache, coalescer and limiter) rather than building
-    its own; only ``write`` is used by a synthesis session.
+    its own: a session's :class:`~services.synthesizer.session.Writer`.
     """
 
-    def __init__(self, inner: StoryWriter, stored: Mapping[str, common_pb2.Story]) -> None:
+    def __init__(self, inner: Writer, stored: Mapping[str, common_pb2.Story]) -> None:
         self.inner = inner
         self.stored = stored
         self.reused = 0
