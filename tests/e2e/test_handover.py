@@ -49,10 +49,11 @@ async def stop_first_then_resume(
         if event.WhichOneof("event") == "snapshot" and event.snapshot.attempts == 1:
             break
     replica = await second_replica(deployment)  # it waits for a runnable job meanwhile
-    stories = 0
+    before: set[str] = set()  # cluster keys of the stories stored before the signal
     async for _, event in events:
-        stories += event.WhichOneof("event") == "story"
-        if stories >= 2:
+        if event.WhichOneof("event") == "story":
+            before.add(event.story.cluster_key)
+        if len(before) >= 2:
             break
     loop = asyncio.get_running_loop()
     signalled = loop.time()
@@ -72,16 +73,22 @@ async def stop_first_then_resume(
     stored = await job_stories(store, job.id)
     assert len(stored) == len({s.cluster_key for s in stored}) == 14
     assert not any(s.fallback for s in stored)
-    # the stories stored before the stop are reused, not rewritten (the rows are unchanged, so the
-    # resuming replica's log says it)
+    # the stories stored before the stop whose clusters are final are reused, not rewritten (the rows are
+    # unchanged, so the resuming replica's log says it). With early release (the default) a story stored
+    # before the stop may be a provisional one that the final clustering retires: it is not reused, since
+    # no final cluster has its key.
+    final = {s.cluster_key for s in stored}
+    kept = len(before & final)
     found = re.search(r"job done.*reused=(\d+)", replica.output())
     assert found is not None, replica.output()[-3000:]
-    assert int(found.group(1)) >= 2
+    assert int(found.group(1)) >= kept
     if sig == signal.SIGTERM:
         assert code == 0, output[-3000:]
         assert "job given back" in output, output[-3000:]
     calls_after = deployment.sim.stats.calls - calls_at_signal
-    assert calls_after <= 14 - stories, f"{calls_after} LLM calls after the signal; {stories} stories stored"
+    # at most one call per final cluster not reused, plus one per provisional story of the new attempt
+    # (at most one per final cluster too)
+    assert calls_after <= 2 * 14 - kept, f"{calls_after} LLM calls after the signal; {kept} reusable"
     return resumed, replica
 
 
