@@ -116,7 +116,7 @@ async def test_a_second_replica_resumes_the_job_and_reuses_its_stories(
         else:
             await wait_serving(deployment.start("synthesizer").address)
     # kill -9: the lease runs out (renewed every quarter of it); SIGTERM: the job is given back at once
-    bound = LEASE + 2.0 if sig == signal.SIGKILL else 2.0
+    bound = LEASE + 2.0 if sig == signal.SIGKILL else 5.0  # the goal: another replica within 5 s
     print(f"{signal.Signals(sig).name}: second attempt started {resumed:.2f} s after the signal")
     assert resumed < bound, f"the second attempt started {resumed:.2f} s after the signal"
 
