@@ -16,6 +16,7 @@ from runtime.telemetry import current_trace_id
 from services.store import jobstate
 from services.store.convert import (
     STAGE_NAMES,
+    close_stages,
     decode_cursor,
     encode_cursor,
     job_to_proto,
@@ -166,17 +167,19 @@ class Jobs:
     async def cancel(self, job_id: str, reason: str) -> common_pb2.Job:
         jid = parse_uuid(job_id, "job_id")
         async with self.db.transaction() as conn:
-            row = await conn.fetchrow("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", jid)
+            row = await conn.fetchrow("SELECT state, stages FROM jobs WHERE id = $1 FOR UPDATE", jid)
             if row is None:
                 raise NotFoundError(f"job {job_id} not found")
             if row["state"] in jobstate.FINAL:
                 raise PreconditionError(f"job {job_id} is already {row['state']}")
             updated = await conn.fetchrow(
                 """UPDATE jobs SET state = 'cancelled', cancel_requested = true, error = $2,
-                          finished_at = now(), updated_at = now(), lease_token = NULL, lease_expires_at = NULL
+                          finished_at = now(), updated_at = now(), stages = $3::jsonb,
+                          lease_token = NULL, lease_expires_at = NULL
                    WHERE id = $1 RETURNING *""",
                 jid,
                 reason or "cancelled by request",
+                json.dumps(close_stages(stages_of(row))),
             )
             job = job_to_proto(required(updated))
             await append_events(conn, jid, [snapshot_event(job)])
@@ -247,6 +250,8 @@ class Jobs:
             final = target in jobstate.FINAL
             if target == jobstate.DONE and req.final_cluster_keys:
                 stages["store"] = await _retire_stale_stories(conn, jid, list(req.final_cluster_keys), stages)
+            if final:
+                stages = close_stages(stages)
             updated = await conn.fetchrow(
                 """UPDATE jobs SET state = $2, stages = $3::jsonb, totals = coalesce($4, totals),
                           error = CASE WHEN $5 = '' THEN error ELSE $5 END,

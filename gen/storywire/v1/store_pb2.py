@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from storywire.v1 import common_pb2 as storywire_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18storywire/v1/store.proto\x12\x0cstorywire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19storywire/v1/common.proto\"P\n\x10SubmitJobRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.storywire.v1.JobSpec\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"3\n\x11SubmitJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.storywire.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.storywire.v1.Job\"`\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x06states\x18\x03 \x03(\x0e\x32\x16.storywire.v1.JobState\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.storywire.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.storywire.v1.Job\"X\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"h\n\x0bStoryStored\x12\x10\n\x08story_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x63luster_key\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x04 \x01(\x08\x12\x11\n\tcache_hit\x18\x05 \x01(\x08\"\x83\x02\n\x10WatchJobResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x08snapshot\x18\x03 \x01(\x0b\x32\x11.storywire.v1.JobH\x00\x12/\n\x08progress\x18\x04 \x01(\x0b\x32\x1b.storywire.v1.StageProgressH\x00\x12*\n\x05story\x18\x05 \x01(\x0b\x32\x19.storywire.v1.StoryStoredH\x00\x12\x11\n\x07warning\x18\x06 \x01(\tH\x00\x12\x13\n\theartbeat\x18\x07 \x01(\x08H\x00\x42\x07\n\x05\x65vent\"|\n\x0f\x43laimJobRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12(\n\x05lease\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\twait_time\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"G\n\x10\x43laimJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.storywire.v1.Job\x12\x13\n\x0blease_token\x18\x02 \x01(\t\"\x89\x02\n\x10UpdateJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.storywire.v1.JobState\x12+\n\x06stages\x18\x04 \x03(\x0b\x32\x1b.storywire.v1.StageProgress\x12-\n\x06totals\x18\x05 \x01(\x0b\x32\x1d.storywire.v1.SynthesisTotals\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x10\n\x08trace_id\x18\x07 \x01(\t\x12\x10\n\x08warnings\x18\x08 \x03(\t\x12\x1a\n\x12\x66inal_cluster_keys\x18\t \x03(\t\"M\n\x11UpdateJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.storywire.v1.Job\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"=\n\x12PutArticlesRequest\x12\'\n\x08\x61rticles\x18\x01 \x03(\x0b\x32\x15.storywire.v1.Article\"@\n\x13PutArticlesResponse\x12)\n\x06result\x18\x01 \x01(\x0b\x32\x19.storywire.v1.WriteResult\"9\n\x11PutStoriesRequest\x12$\n\x07stories\x18\x01 \x03(\x0b\x32\x13.storywire.v1.Story\"?\n\x12PutStoriesResponse\x12)\n\x06result\x18\x01 \x01(\x0b\x32\x19.storywire.v1.WriteResult\"#\n\x0fGetStoryRequest\x12\x10\n\x08story_id\x18\x01 \x01(\t\"_\n\x10GetStoryResponse\x12\"\n\x05story\x18\x01 \x01(\x0b\x32\x13.storywire.v1.Story\x12\'\n\x08\x61rticles\x18\x02 \x03(\x0b\x32\x15.storywire.v1.Article\"\xb2\x01\n\x12ListStoriesRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x31\n\rcreated_after\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"T\n\x13ListStoriesResponse\x12$\n\x07stories\x18\x01 \x03(\x0b\x32\x13.storywire.v1.Story\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n\x17\x42\x61tchGetArticlesRequest\x12\x13\n\x0b\x61rticle_ids\x18\x01 \x03(\t\"X\n\x18\x42\x61tchGetArticlesResponse\x12\'\n\x08\x61rticles\x18\x01 \x03(\x0b\x32\x15.storywire.v1.Article\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t2\xcb\x07\n\x0cStoreService\x12L\n\tSubmitJob\x12\x1e.storywire.v1.SubmitJobRequest\x1a\x1f.storywire.v1.SubmitJobResponse\x12\x43\n\x06GetJob\x12\x1b.storywire.v1.GetJobRequest\x1a\x1c.storywire.v1.GetJobResponse\x12I\n\x08ListJobs\x12\x1d.storywire.v1.ListJobsRequest\x1a\x1e.storywire.v1.ListJobsResponse\x12L\n\tCancelJob\x12\x1e.storywire.v1.CancelJobRequest\x1a\x1f.storywire.v1.CancelJobResponse\x12K\n\x08WatchJob\x12\x1d.storywire.v1.WatchJobRequest\x1a\x1e.storywire.v1.WatchJobResponse0\x01\x12I\n\x08\x43laimJob\x12\x1d.storywire.v1.ClaimJobRequest\x1a\x1e.storywire.v1.ClaimJobResponse\x12L\n\tUpdateJob\x12\x1e.storywire.v1.UpdateJobRequest\x1a\x1f.storywire.v1.UpdateJobResponse\x12T\n\x0bPutArticles\x12 .storywire.v1.PutArticlesRequest\x1a!.storywire.v1.PutArticlesResponse(\x01\x12Q\n\nPutStories\x12\x1f.storywire.v1.PutStoriesRequest\x1a .storywire.v1.PutStoriesResponse(\x01\x12I\n\x08GetStory\x12\x1d.storywire.v1.GetStoryRequest\x1a\x1e.storywire.v1.GetStoryResponse\x12R\n\x0bListStories\x12 .storywire.v1.ListStoriesRequest\x1a!.storywire.v1.ListStoriesResponse\x12\x61\n\x10\x42\x61tchGetArticles\x12%.storywire.v1.BatchGetArticlesRequest\x1a&.storywire.v1.BatchGetArticlesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18storywire/v1/store.proto\x12\x0cstorywire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19storywire/v1/common.proto\"P\n\x10SubmitJobRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.storywire.v1.JobSpec\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"3\n\x11SubmitJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.storywire.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.storywire.v1.Job\"`\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x06states\x18\x03 \x03(\x0e\x32\x16.storywire.v1.JobState\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.storywire.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.storywire.v1.Job\"k\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\"h\n\x0bStoryStored\x12\x10\n\x08story_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x63luster_key\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x04 \x01(\x08\x12\x11\n\tcache_hit\x18\x05 \x01(\x08\"\x83\x02\n\x10WatchJobResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x08snapshot\x18\x03 \x01(\x0b\x32\x11.storywire.v1.JobH\x00\x12/\n\x08progress\x18\x04 \x01(\x0b\x32\x1b.storywire.v1.StageProgressH\x00\x12*\n\x05story\x18\x05 \x01(\x0b\x32\x19.storywire.v1.StoryStoredH\x00\x12\x11\n\x07warning\x18\x06 \x01(\tH\x00\x12\x13\n\theartbeat\x18\x07 \x01(\x08H\x00\x42\x07\n\x05\x65vent\"|\n\x0f\x43laimJobRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12(\n\x05lease\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\twait_time\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"G\n\x10\x43laimJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.storywire.v1.Job\x12\x13\n\x0blease_token\x18\x02 \x01(\t\"\x89\x02\n\x10UpdateJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.storywire.v1.JobState\x12+\n\x06stages\x18\x04 \x03(\x0b\x32\x1b.storywire.v1.StageProgress\x12-\n\x06totals\x18\x05 \x01(\x0b\x32\x1d.storywire.v1.SynthesisTotals\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x10\n\x08trace_id\x18\x07 \x01(\t\x12\x10\n\x08warnings\x18\x08 \x03(\t\x12\x1a\n\x12\x66inal_cluster_keys\x18\t \x03(\t\"M\n\x11UpdateJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.storywire.v1.Job\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"=\n\x12PutArticlesRequest\x12\'\n\x08\x61rticles\x18\x01 \x03(\x0b\x32\x15.storywire.v1.Article\"@\n\x13PutArticlesResponse\x12)\n\x06result\x18\x01 \x01(\x0b\x32\x19.storywire.v1.WriteResult\"9\n\x11PutStoriesRequest\x12$\n\x07stories\x18\x01 \x03(\x0b\x32\x13.storywire.v1.Story\"?\n\x12PutStoriesResponse\x12)\n\x06result\x18\x01 \x01(\x0b\x32\x19.storywire.v1.WriteResult\"#\n\x0fGetStoryRequest\x12\x10\n\x08story_id\x18\x01 \x01(\t\"_\n\x10GetStoryResponse\x12\"\n\x05story\x18\x01 \x01(\x0b\x32\x13.storywire.v1.Story\x12\'\n\x08\x61rticles\x18\x02 \x03(\x0b\x32\x15.storywire.v1.Article\"\xb2\x01\n\x12ListStoriesRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x31\n\rcreated_after\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"T\n\x13ListStoriesResponse\x12$\n\x07stories\x18\x01 \x03(\x0b\x32\x13.storywire.v1.Story\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n\x17\x42\x61tchGetArticlesRequest\x12\x13\n\x0b\x61rticle_ids\x18\x01 \x03(\t\"X\n\x18\x42\x61tchGetArticlesResponse\x12\'\n\x08\x61rticles\x18\x01 \x03(\x0b\x32\x15.storywire.v1.Article\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t2\xcb\x07\n\x0cStoreService\x12L\n\tSubmitJob\x12\x1e.storywire.v1.SubmitJobRequest\x1a\x1f.storywire.v1.SubmitJobResponse\x12\x43\n\x06GetJob\x12\x1b.storywire.v1.GetJobRequest\x1a\x1c.storywire.v1.GetJobResponse\x12I\n\x08ListJobs\x12\x1d.storywire.v1.ListJobsRequest\x1a\x1e.storywire.v1.ListJobsResponse\x12L\n\tCancelJob\x12\x1e.storywire.v1.CancelJobRequest\x1a\x1f.storywire.v1.CancelJobResponse\x12K\n\x08WatchJob\x12\x1d.storywire.v1.WatchJobRequest\x1a\x1e.storywire.v1.WatchJobResponse0\x01\x12I\n\x08\x43laimJob\x12\x1d.storywire.v1.ClaimJobRequest\x1a\x1e.storywire.v1.ClaimJobResponse\x12L\n\tUpdateJob\x12\x1e.storywire.v1.UpdateJobRequest\x1a\x1f.storywire.v1.UpdateJobResponse\x12T\n\x0bPutArticles\x12 .storywire.v1.PutArticlesRequest\x1a!.storywire.v1.PutArticlesResponse(\x01\x12Q\n\nPutStories\x12\x1f.storywire.v1.PutStoriesRequest\x1a .storywire.v1.PutStoriesResponse(\x01\x12I\n\x08GetStory\x12\x1d.storywire.v1.GetStoryRequest\x1a\x1e.storywire.v1.GetStoryResponse\x12R\n\x0bListStories\x12 .storywire.v1.ListStoriesRequest\x1a!.storywire.v1.ListStoriesResponse\x12\x61\n\x10\x42\x61tchGetArticles\x12%.storywire.v1.BatchGetArticlesRequest\x1a&.storywire.v1.BatchGetArticlesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,39 +51,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELJOBRESPONSE']._serialized_start=580
   _globals['_CANCELJOBRESPONSE']._serialized_end=631
   _globals['_WATCHJOBREQUEST']._serialized_start=633
-  _globals['_WATCHJOBREQUEST']._serialized_end=721
-  _globals['_STORYSTORED']._serialized_start=723
-  _globals['_STORYSTORED']._serialized_end=827
-  _globals['_WATCHJOBRESPONSE']._serialized_start=830
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1089
-  _globals['_CLAIMJOBREQUEST']._serialized_start=1091
-  _globals['_CLAIMJOBREQUEST']._serialized_end=1215
-  _globals['_CLAIMJOBRESPONSE']._serialized_start=1217
-  _globals['_CLAIMJOBRESPONSE']._serialized_end=1288
-  _globals['_UPDATEJOBREQUEST']._serialized_start=1291
-  _globals['_UPDATEJOBREQUEST']._serialized_end=1556
-  _globals['_UPDATEJOBRESPONSE']._serialized_start=1558
-  _globals['_UPDATEJOBRESPONSE']._serialized_end=1635
-  _globals['_PUTARTICLESREQUEST']._serialized_start=1637
-  _globals['_PUTARTICLESREQUEST']._serialized_end=1698
-  _globals['_PUTARTICLESRESPONSE']._serialized_start=1700
-  _globals['_PUTARTICLESRESPONSE']._serialized_end=1764
-  _globals['_PUTSTORIESREQUEST']._serialized_start=1766
-  _globals['_PUTSTORIESREQUEST']._serialized_end=1823
-  _globals['_PUTSTORIESRESPONSE']._serialized_start=1825
-  _globals['_PUTSTORIESRESPONSE']._serialized_end=1888
-  _globals['_GETSTORYREQUEST']._serialized_start=1890
-  _globals['_GETSTORYREQUEST']._serialized_end=1925
-  _globals['_GETSTORYRESPONSE']._serialized_start=1927
-  _globals['_GETSTORYRESPONSE']._serialized_end=2022
-  _globals['_LISTSTORIESREQUEST']._serialized_start=2025
-  _globals['_LISTSTORIESREQUEST']._serialized_end=2203
-  _globals['_LISTSTORIESRESPONSE']._serialized_start=2205
-  _globals['_LISTSTORIESRESPONSE']._serialized_end=2289
-  _globals['_BATCHGETARTICLESREQUEST']._serialized_start=2291
-  _globals['_BATCHGETARTICLESREQUEST']._serialized_end=2337
-  _globals['_BATCHGETARTICLESRESPONSE']._serialized_start=2339
-  _globals['_BATCHGETARTICLESRESPONSE']._serialized_end=2427
-  _globals['_STORESERVICE']._serialized_start=2430
-  _globals['_STORESERVICE']._serialized_end=3401
+  _globals['_WATCHJOBREQUEST']._serialized_end=740
+  _globals['_STORYSTORED']._serialized_start=742
+  _globals['_STORYSTORED']._serialized_end=846
+  _globals['_WATCHJOBRESPONSE']._serialized_start=849
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1108
+  _globals['_CLAIMJOBREQUEST']._serialized_start=1110
+  _globals['_CLAIMJOBREQUEST']._serialized_end=1234
+  _globals['_CLAIMJOBRESPONSE']._serialized_start=1236
+  _globals['_CLAIMJOBRESPONSE']._serialized_end=1307
+  _globals['_UPDATEJOBREQUEST']._serialized_start=1310
+  _globals['_UPDATEJOBREQUEST']._serialized_end=1575
+  _globals['_UPDATEJOBRESPONSE']._serialized_start=1577
+  _globals['_UPDATEJOBRESPONSE']._serialized_end=1654
+  _globals['_PUTARTICLESREQUEST']._serialized_start=1656
+  _globals['_PUTARTICLESREQUEST']._serialized_end=1717
+  _globals['_PUTARTICLESRESPONSE']._serialized_start=1719
+  _globals['_PUTARTICLESRESPONSE']._serialized_end=1783
+  _globals['_PUTSTORIESREQUEST']._serialized_start=1785
+  _globals['_PUTSTORIESREQUEST']._serialized_end=1842
+  _globals['_PUTSTORIESRESPONSE']._serialized_start=1844
+  _globals['_PUTSTORIESRESPONSE']._serialized_end=1907
+  _globals['_GETSTORYREQUEST']._serialized_start=1909
+  _globals['_GETSTORYREQUEST']._serialized_end=1944
+  _globals['_GETSTORYRESPONSE']._serialized_start=1946
+  _globals['_GETSTORYRESPONSE']._serialized_end=2041
+  _globals['_LISTSTORIESREQUEST']._serialized_start=2044
+  _globals['_LISTSTORIESREQUEST']._serialized_end=2222
+  _globals['_LISTSTORIESRESPONSE']._serialized_start=2224
+  _globals['_LISTSTORIESRESPONSE']._serialized_end=2308
+  _globals['_BATCHGETARTICLESREQUEST']._serialized_start=2310
+  _globals['_BATCHGETARTICLESREQUEST']._serialized_end=2356
+  _globals['_BATCHGETARTICLESRESPONSE']._serialized_start=2358
+  _globals['_BATCHGETARTICLESRESPONSE']._serialized_end=2446
+  _globals['_STORESERVICE']._serialized_start=2449
+  _globals['_STORESERVICE']._serialized_end=3420
 # @@protoc_insertion_point(module_scope)
