@@ -26,6 +26,7 @@ from cli.client import (
 from cli.help import Command, Group
 from cli.jsondoc import document
 from cli.render import STATE, jobs_table, print_story, stories_table, timing_table
+from cli.watch import stderr as errors
 from cli.watch import watch_job
 from runtime.stubs import StoreStub
 from runtime.telemetry import flush_telemetry, setup_telemetry
@@ -35,7 +36,6 @@ cache_app = typer.Typer(cls=Group, help="The synthesizer's LLM cache.", no_args_
 app.add_typer(cache_app, name="cache")
 # at least 120 columns when output is not a terminal (make run, CI logs), so tables are not truncated
 console = Console(width=None if Console().is_terminal else 120)
-errors = Console(stderr=True, highlight=False)
 
 StoreOpt = Annotated[
     str,

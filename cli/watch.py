@@ -21,6 +21,8 @@ from cli.client import UNREACHABLE, CliError, rpc_error, unreachable_reason
 from runtime.stubs import StoreStub
 
 FINAL = {common_pb2.JOB_STATE_DONE, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED}
+# messages to the user (errors, reconnections) on stderr, never wrapped: they are read by scripts too
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 LABELS = {
     common_pb2.STAGE_FETCH: "fetched",
     common_pb2.STAGE_CLUSTER: "clustered",
@@ -34,7 +36,7 @@ class Backoff:
     """Delay before reconnection attempt ``n`` (0-based): exponential, capped, with full jitter."""
 
     initial: float = 0.25
-    maximum: float = 5.0
+    maximum: float = 2.0
 
     def delay(self, attempt: int) -> float:
         ceiling: float = min(self.maximum, self.initial * 2.0**attempt)
@@ -93,7 +95,6 @@ async def watch_job(
     columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     progress = Progress(*columns, console=console, disable=quiet, transient=False)
     bars = {stage: progress.add_task(label, total=None) for stage, label in LABELS.items()}
-    errors = Console(stderr=True, highlight=False)
     last: list[common_pb2.Job] = []
     synth_total = 0
 
@@ -116,7 +117,7 @@ async def watch_job(
             progress.console.print(f"[yellow]warning:[/yellow] {event.warning}", highlight=False)
 
     def say(message: str) -> None:
-        errors.print(f"[yellow]{message}[/yellow]")
+        stderr.print(f"[yellow]{message}[/yellow]")
 
     with progress:
         await follow(store, address, job_id, on_event=on_event, say=say, reconnect_for=reconnect_for)
