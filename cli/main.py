@@ -39,7 +39,9 @@ console = Console(width=None if Console().is_terminal else 120)
 
 StoreOpt = Annotated[
     str,
-    typer.Option(envvar="STORYWIRE_STORE_ADDRESS", metavar="HOST:PORT", help="the store service's address"),
+    typer.Option(
+        envvar="STORYWIRE_STORE_ADDRESS", metavar="HOST:PORT", help="host:port of the store service"
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document (see the README)")]
 ReconnectOpt = Annotated[
@@ -112,7 +114,9 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
     otlp_endpoint: Annotated[
         str,
         typer.Option(
-            envvar="STORYWIRE_OTLP_ENDPOINT", metavar="URL", help="OTLP/gRPC endpoint for the CLI's spans"
+            envvar="STORYWIRE_OTLP_ENDPOINT",
+            metavar="URL",
+            help="OTLP/gRPC endpoint for the CLI's spans (empty = off)",
         ),
     ] = "",
     json_out: JsonOpt = False,
@@ -273,7 +277,9 @@ def cache_stats(
     synthesizer: Annotated[
         str,
         typer.Option(
-            envvar="STORYWIRE_SYNTHESIZER_ADDRESS", metavar="HOST:PORT", help="the synthesizer's address"
+            envvar="STORYWIRE_SYNTHESIZER_ADDRESS",
+            metavar="HOST:PORT",
+            help="host:port of the synthesizer service",
         ),
     ] = "127.0.0.1:50052",
     json_out: JsonOpt = False,
