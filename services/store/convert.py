@@ -79,12 +79,13 @@ def stage_to_json(progress: common_pb2.StageProgress, previous: Mapping[str, Any
     return out
 
 
-def close_stages(stages: dict[str, Any]) -> dict[str, Any]:
-    """A job that ends ends its stages: each started one without a finished time gets now (the store
-    stage, counted by the store as stories arrive, has no other moment that marks its end)."""
-    now = dt.datetime.now(dt.UTC).isoformat()
+def close_stages(stages: dict[str, Any], at: dt.datetime) -> dict[str, Any]:
+    """A job that ends at ``at`` ends its stages: each started one without a finished time gets ``at``
+    (the store stage, counted by the store as stories arrive, has no other moment that marks its end)."""
     return {
-        name: {**data, "finished_at": now} if data.get("started_at") and not data.get("finished_at") else data
+        name: {**data, "finished_at": at.isoformat()}
+        if data.get("started_at") and not data.get("finished_at")
+        else data
         for name, data in stages.items()
     }
 

@@ -179,7 +179,7 @@ class Jobs:
                    WHERE id = $1 RETURNING *""",
                 jid,
                 reason or "cancelled by request",
-                json.dumps(close_stages(stages_of(row))),
+                json.dumps(close_stages(stages_of(row), await conn.fetchval("SELECT now()"))),
             )
             job = job_to_proto(required(updated))
             await append_events(conn, jid, [snapshot_event(job)])
@@ -250,8 +250,8 @@ class Jobs:
             final = target in jobstate.FINAL
             if target == jobstate.DONE and req.final_cluster_keys:
                 stages["store"] = await _retire_stale_stories(conn, jid, list(req.final_cluster_keys), stages)
-            if final:
-                stages = close_stages(stages)
+            if final:  # at the transaction's now(), the job's finished_at
+                stages = close_stages(stages, await conn.fetchval("SELECT now()"))
             updated = await conn.fetchrow(
                 """UPDATE jobs SET state = $2, stages = $3::jsonb, totals = coalesce($4, totals),
                           error = CASE WHEN $5 = '' THEN error ELSE $5 END,
