@@ -101,7 +101,7 @@ async def test_unknown_and_malformed_ids_exit_2_without_traceback(cli: Cli) -> N
         result = await cli.run(*args)
         assert result.code == 2, (args, result)
         assert "job_id" in result.err, (args, result)
-        assert "'nope'" in result.err, (args, result)
+        assert "nope" in result.err, (args, result)
         assert "Traceback" not in result.err + result.out
     missing_story = await cli.run("show", "0" * 32)
     assert missing_story.code == 2, missing_story
