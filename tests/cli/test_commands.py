@@ -83,6 +83,14 @@ async def test_stories_lists_ids_that_show_accepts(cli: Cli, deployment: Deploym
     shown = await cli.run("show", stored[0].id)
     assert shown.code == 0, shown
     assert stored[0].title in shown.out
+    shown_json = json.loads((await cli.run("show", "--json", stored[0].id)).out)
+    assert shown_json["story"]["id"] == stored[0].id
+    assert len(shown_json["articles"]) == len(stored[0].article_ids)
+    stats = await cli.run("cache", "stats", "--json")
+    assert stats.code == 0, stats
+    tiers = json.loads(stats.out)["stats"]["tiers"]
+    assert all(isinstance(t["hits"], int) for t in tiers)
+    assert all(isinstance(t["misses"], int) for t in tiers)
     newest = await cli.run("stories", "--json", "--limit", "3")
     assert newest.code == 0, newest
     assert len(json.loads(newest.out)["stories"]) == 3, newest
