@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 
 import pytest
 from storywire.v1 import store_pb2
@@ -16,21 +17,27 @@ from tests.helpers import wait_serving
 pytestmark = pytest.mark.integration
 
 
-async def restart_store(deployment: Deployment) -> None:
-    """SIGTERM (the graceful stop a rolling update sends), then the store again on the same port."""
-    await asyncio.to_thread(deployment.procs["store"].terminate, 30)
+async def restart_store(deployment: Deployment, how: signal.Signals) -> None:
+    """SIGTERM (the graceful stop of a rolling update) or SIGKILL (a crash), then the store again on
+    the same port."""
+    old = deployment.procs["store"]
+    if how == signal.SIGTERM:
+        await asyncio.to_thread(old.terminate, 30)
+    else:
+        await asyncio.to_thread(old.stop)
     await wait_serving(deployment.start("store").address, timeout=60)
 
 
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_run_survives_a_store_restart_mid_watch(
-    cli: Cli, deployment: Deployment, store: Store, gate: Gate
+    cli: Cli, deployment: Deployment, store: Store, gate: Gate, how: signal.Signals
 ) -> None:
     # the job's fetch waits at the gate, so the store restarts while the CLI is watching a running job
     proc = await cli.start("run", "--name", "restart", *deployment.urls(), gate.url)
     head = await read_until(proc.stdout, "submitted")
     job_id = head.split("job ", 1)[1].split()[0]
     await asyncio.wait_for(gate.requested.wait(), 60)
-    await restart_store(deployment)
+    await restart_store(deployment, how)
     gate.release()
     out, err = await asyncio.wait_for(proc.communicate(), 180)
     output, errors = head + out.decode(), err.decode()
