@@ -34,6 +34,7 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self.listening = asyncio.Event()
+        self._pending: set[asyncio.Task[None]] = set()  # notify tasks, referenced until they finish
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen_loop(), name="store-listen")
@@ -71,7 +72,9 @@ class EventHub:
         if channel == JOB_EVENTS_CHANNEL:
             self._wake(str(payload))
         else:
-            asyncio.get_running_loop().create_task(self._notify_jobs())
+            task = asyncio.get_running_loop().create_task(self._notify_jobs())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def _listen_loop(self) -> None:
         await self.db.wait_connected()
