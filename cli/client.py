@@ -3,6 +3,8 @@ every unary call (``RPC_TIMEOUT``) so that a service that stops answering is nam
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,32 +28,68 @@ class Deadline(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(details, request)
 
 
+# exit codes (the README's table lists them)
+JOB_NOT_DONE = 1  # the job ended failed or cancelled
+REJECTED = 2  # bad usage, or a service rejected the request (invalid field, unknown id, already ended)
+UNREACHABLE = 3  # a service could not be reached
+INTERRUPTED = 130  # Ctrl-C
+
+UNREACHABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^:\[\]/\s]+):(\d{1,5})$")
+
+
 class CliError(Exception):
     """A user-facing error: printed without a traceback, exit code ``code``."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    def __init__(self, message: str, code: int = JOB_NOT_DONE) -> None:
         super().__init__(message)
         self.code = code
+
+
+def check_address(option: str, address: str) -> str:
+    """``HOST:PORT`` (or a gRPC target with a scheme, such as ``dns:///host:port``); exit 2 otherwise."""
+    if "://" in address or address.startswith(("unix:", "ipv4:", "ipv6:")):
+        return address
+    match = ADDRESS.match(address)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise CliError(f"{option} {address!r}: expected HOST:PORT, for example 127.0.0.1:50053", REJECTED)
+    return address
+
+
+def unreachable_reason(address: str, detail: str) -> str:
+    """gRPC's detail, or the resolver's own message when gRPC leaves it empty ("errors resolving x: ")."""
+    match = ADDRESS.match(address)
+    if match is not None and ("resolv" in detail.lower() or not detail.strip()):
+        host, port = match.group(1).strip("[]"), int(match.group(2))
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            return f"cannot resolve host {host!r}: {exc.strerror or exc}"
+    return detail.strip() or "no reason given"
+
+
+def rpc_error(service: str, address: str, exc: grpc.aio.AioRpcError) -> CliError:
+    """The CliError for a failed call: unreachable (exit 3) or rejected with the service's reason (exit 2)."""
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return CliError(f"the {service} service at {address} timed out ({exc.details()})", UNREACHABLE)
+    if exc.code() in UNREACHABLE_CODES:
+        reason = unreachable_reason(address, exc.details() or "")
+        return CliError(f"the {service} service at {address} is unreachable ({reason})", UNREACHABLE)
+    return CliError(f"{exc.details()} ({service}: {exc.code().name})", REJECTED)
 
 
 async def call(service: str, address: str, fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return await fn()
     except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise CliError(f"the {service} service at {address} timed out ({exc.details()})", 3) from None
-        if exc.code() == grpc.StatusCode.UNAVAILABLE:
-            raise CliError(
-                f"the {service} service at {address} is unreachable ({exc.details()})", 3
-            ) from None
-        raise CliError(f"{service}: {exc.code().name}: {exc.details()}", 2) from None
+        raise rpc_error(service, address, exc) from None
 
 
 def store_stub(address: str) -> tuple[grpc.aio.Channel, StoreStub]:
-    channel = open_channel(address, interceptors=[Deadline()])
+    channel = open_channel(check_address("--store", address), interceptors=[Deadline()])
     return channel, store_pb2_grpc.StoreServiceStub(channel)
 
 
 def synth_stub(address: str) -> tuple[grpc.aio.Channel, SynthStub]:
-    channel = open_channel(address, interceptors=[Deadline()])
+    channel = open_channel(check_address("--synthesizer", address), interceptors=[Deadline()])
     return channel, synthesizer_pb2_grpc.SynthesizerServiceStub(channel)

@@ -1,119 +1,128 @@
-"""``storywire``: run URL..., watch JOB, jobs, stories [JOB], show STORY, cache stats; --json for scripts."""
+"""``storywire``: run URL..., watch JOB, cancel JOB, jobs, stories [JOB], show STORY, cache stats; --json
+for scripts. Exit codes: 0 done, 1 job failed or cancelled, 2 rejected, 3 unreachable, 130 interrupted."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Coroutine
 from typing import Annotated, Any
 
+import grpc
 import typer
 from opentelemetry import trace
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from storywire.v1 import common_pb2, store_pb2, synthesizer_pb2
 
-from cli.client import CliError, call, store_stub, synth_stub
-from cli.render import as_json, jobs_table, print_story, stories_table, timing_table
+from cli.client import (
+    INTERRUPTED,
+    JOB_NOT_DONE,
+    REJECTED,
+    CliError,
+    call,
+    rpc_error,
+    store_stub,
+    synth_stub,
+)
+from cli.help import Command, Group
+from cli.jsondoc import document
+from cli.render import STATE, jobs_table, print_story, stories_table, timing_table
+from cli.watch import stderr as errors
+from cli.watch import watch_job
 from runtime.stubs import StoreStub
 from runtime.telemetry import flush_telemetry, setup_telemetry
 
-app = typer.Typer(help="storywire: web content in, LLM-written stories out.", no_args_is_help=True)
-cache_app = typer.Typer(help="The synthesizer's LLM cache.")
+app = typer.Typer(cls=Group, help="storywire: web content in, LLM-written stories out.", no_args_is_help=True)
+cache_app = typer.Typer(cls=Group, help="The synthesizer's LLM cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 # at least 120 columns when output is not a terminal (make run, CI logs), so tables are not truncated
 console = Console(width=None if Console().is_terminal else 120)
-FINAL = {common_pb2.JOB_STATE_DONE, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED}
 
-StoreOpt = Annotated[str, typer.Option(envvar="STORYWIRE_STORE_ADDRESS", help="store service host:port")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+StoreOpt = Annotated[
+    str,
+    typer.Option(
+        envvar="STORYWIRE_STORE_ADDRESS", metavar="HOST:PORT", help="host:port of the store service"
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document (see the README)")]
+ReconnectOpt = Annotated[
+    float,
+    typer.Option(
+        metavar="SECONDS",
+        min=0,
+        help="how long to keep reconnecting to a store that went away before giving up (exit 3)",
+    ),
+]
+DEFAULT_STORE = "127.0.0.1:50053"
+RECONNECT_FOR = 60.0
 
 
 def run_async(coro: Coroutine[Any, Any, int]) -> None:
     try:
         code = asyncio.run(coro)
     except CliError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(exc.code) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted (a job keeps running: `storywire watch JOB` or `storywire cancel JOB`)")
+        raise typer.Exit(INTERRUPTED) from None
     raise typer.Exit(code)
 
 
-async def watch_job(store: StoreStub, address: str, job_id: str, quiet: bool) -> common_pb2.Job:
-    """Follow WatchJob with a progress bar per stage; returns the final job."""
-    labels = {common_pb2.STAGE_FETCH: "fetched", common_pb2.STAGE_CLUSTER: "clustered",
-              common_pb2.STAGE_SYNTHESIZE: "synthesized", common_pb2.STAGE_STORE: "stored"}  # fmt: skip
-    columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    progress = Progress(*columns, console=console, disable=quiet, transient=False)
-    bars = {stage: progress.add_task(label, total=None) for stage, label in labels.items()}
-    last: common_pb2.Job | None = None
-
-    def show(p: common_pb2.StageProgress, synth_total: int | None = None) -> None:
-        total = p.total or None
-        if p.stage == common_pb2.STAGE_STORE:
-            total = synth_total or total
-        progress.update(bars[p.stage], completed=p.done, total=total)
-
-    with progress:
-        synth_total = 0
-        async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job_id)):
-            kind = event.WhichOneof("event")
-            if kind == "snapshot":
-                last = event.snapshot
-                for p in last.stages:
-                    synth_total = p.total if p.stage == common_pb2.STAGE_SYNTHESIZE else synth_total
-                    show(p, synth_total)
-            elif kind == "progress":
-                if event.progress.stage == common_pb2.STAGE_SYNTHESIZE:
-                    synth_total = event.progress.total
-                show(event.progress, synth_total)
-            elif kind == "warning" and not quiet:
-                progress.console.print(f"[yellow]warning:[/yellow] {event.warning}", highlight=False)
-    if last is None:
-        raise CliError(f"store at {address} sent no state for job {job_id}")
-    return last
-
-
-async def finish(store: StoreStub, address: str, job: common_pb2.Job, as_json_out: bool) -> int:
-    job = (await call("store", address, lambda: store.GetJob(store_pb2.GetJobRequest(job_id=job.id)))).job
-    reply = await call(
-        "store",
-        address,
-        lambda: store.ListStories(store_pb2.ListStoriesRequest(job_id=job.id, page_size=1000)),
-    )
+async def finish(store: StoreStub, address: str, job_id: str, as_json: bool) -> int:
+    """Print the job's stories and timing table (or one JSON document); the exit code of its outcome."""
+    job = (await call("store", address, lambda: store.GetJob(store_pb2.GetJobRequest(job_id=job_id)))).job
+    request = store_pb2.ListStoriesRequest(job_id=job.id, page_size=1000)
+    reply = await call("store", address, lambda: store.ListStories(request))
     stories = sorted(reply.stories, key=lambda s: s.title)
-    if as_json_out:
-        print(as_json(job))
-        print(as_json(list(stories)))
+    if as_json:
+        print(document(job=job, stories=stories))
     else:
         console.print(stories_table(stories))
         console.print(timing_table(job))
         console.print(f"trace id: {job.trace_id or '-'}  (search it in Jaeger)")
-    if job.state == common_pb2.JOB_STATE_FAILED:
-        console.print(f"[red]job failed:[/red] {job.error}")
-        return 1
-    return 0 if job.state == common_pb2.JOB_STATE_DONE else 1
+        if job.state != common_pb2.JOB_STATE_DONE:
+            errors.print(f"[red]job {STATE[job.state]}:[/red] {job.error or '-'}")
+    return 0 if job.state == common_pb2.JOB_STATE_DONE else JOB_NOT_DONE
 
 
-@app.command()
+@app.command(cls=Command)
 def run(  # noqa: PLR0917 - one parameter per CLI option
-    urls: Annotated[list[str], typer.Argument(help="feed or page URLs")],
-    store: StoreOpt = "127.0.0.1:50053",
-    name: Annotated[str, typer.Option(help="a name for listings")] = "",
-    time_window_hours: Annotated[float, typer.Option(help="only articles this recent (0 = all)")] = 0.0,
-    min_articles: Annotated[int, typer.Option(help="articles needed for a story (0 = default 2)")] = 0,
+    urls: Annotated[list[str], typer.Argument(metavar="URL", help="feed or page URLs", show_default=False)],
+    store: StoreOpt = DEFAULT_STORE,
+    name: Annotated[str, typer.Option(metavar="NAME", help="a name for listings")] = "",
+    time_window_hours: Annotated[
+        float, typer.Option(metavar="H", help="only articles this recent (0 = all)")
+    ] = 0.0,
+    min_articles: Annotated[
+        int, typer.Option(metavar="N", help="articles needed for a story (0 = default 2)")
+    ] = 0,
     threshold: Annotated[
         float,
         typer.Option(
-            help="clustering similarity threshold (0 = the backend default: 0.3 TF-IDF, 0.5 embeddings)"
+            metavar="T",
+            help="clustering similarity threshold (0 = the backend default: 0.3 TF-IDF, 0.5 embeddings)",
         ),
     ] = 0.0,
-    model: Annotated[str, typer.Option(help="LLM model (empty = synthesizer default)")] = "",
-    max_concurrency: Annotated[int, typer.Option(help="cap on concurrent LLM calls (0 = adaptive)")] = 0,
-    max_articles: Annotated[int, typer.Option(help="stop after this many articles (0 = no limit)")] = 0,
+    model: Annotated[str, typer.Option(metavar="M", help="LLM model (empty = synthesizer default)")] = "",
+    max_concurrency: Annotated[
+        int, typer.Option(metavar="N", help="cap on concurrent LLM calls (0 = adaptive)")
+    ] = 0,
+    max_articles: Annotated[
+        int, typer.Option(metavar="N", help="stop after this many articles (0 = no limit)")
+    ] = 0,
+    reconnect_for: ReconnectOpt = RECONNECT_FOR,
+    otlp_endpoint: Annotated[
+        str,
+        typer.Option(
+            envvar="STORYWIRE_OTLP_ENDPOINT",
+            metavar="URL",
+            help="OTLP/gRPC endpoint for the CLI's spans (empty = off)",
+        ),
+    ] = "",
     json_out: JsonOpt = False,
 ) -> None:
     """Submit a job, watch its progress, then print its stories and a per-stage timing table."""
-    setup_telemetry("cli", os.environ.get("STORYWIRE_OTLP_ENDPOINT", ""))
+    setup_telemetry("cli", otlp_endpoint)
     options = common_pb2.JobOptions(
         time_window_hours=time_window_hours,
         min_articles_per_story=min_articles,
@@ -134,71 +143,128 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
                 job = submitted.job
                 if not json_out:
                     console.print(f"job {job.id} submitted; trace id {job.trace_id}")
-                final = await watch_job(stub, store, job.id, quiet=json_out)
-                code = await finish(stub, store, final, json_out)
+                await watch_job(
+                    stub, store, job.id, console=console, quiet=json_out, reconnect_for=reconnect_for
+                )
+                code = await finish(stub, store, job.id, json_out)
         await flush_telemetry()
         return code
 
     run_async(go())
 
 
-@app.command()
-def watch(job_id: str, store: StoreOpt = "127.0.0.1:50053", json_out: JsonOpt = False) -> None:
+JobArg = Annotated[str, typer.Argument(metavar="JOB_ID", help="the job's id", show_default=False)]
+
+
+@app.command(cls=Command)
+def watch(
+    job_id: JobArg,
+    store: StoreOpt = DEFAULT_STORE,
+    reconnect_for: ReconnectOpt = RECONNECT_FOR,
+    json_out: JsonOpt = False,
+) -> None:
     """Follow a job until it ends, then print its stories and timing table."""
 
     async def go() -> int:
         channel, stub = store_stub(store)
         async with channel:
-            final = await watch_job(stub, store, job_id, quiet=json_out)
-            return await finish(stub, store, final, json_out)
+            await watch_job(stub, store, job_id, console=console, quiet=json_out, reconnect_for=reconnect_for)
+            return await finish(stub, store, job_id, json_out)
 
     run_async(go())
 
 
-@app.command()
-def jobs(store: StoreOpt = "127.0.0.1:50053", limit: int = 20, json_out: JsonOpt = False) -> None:
+@app.command(cls=Command)
+def cancel(
+    job_id: JobArg,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="recorded as the job's error")] = "",
+    store: StoreOpt = DEFAULT_STORE,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cancel a job and print its final state (exit 2 when it had already ended)."""
+
+    async def go() -> int:
+        channel, stub = store_stub(store)
+        async with channel:
+            request = store_pb2.CancelJobRequest(job_id=job_id, reason=reason)
+            try:
+                job = (await stub.CancelJob(request)).job
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise rpc_error("store", store, exc) from None
+                get = store_pb2.GetJobRequest(job_id=job_id)
+                ended = (await call("store", store, lambda: stub.GetJob(get))).job
+                raise CliError(f"job {job_id} had already ended: {STATE[ended.state]}", REJECTED) from None
+        if json_out:
+            print(document(job=job))
+        else:
+            stored = next((s.done for s in job.stages if s.stage == common_pb2.STAGE_STORE), 0)
+            console.print(f"job {job.id} {STATE[job.state]}: {job.error}; {stored} stories stored")
+        return 0
+
+    run_async(go())
+
+
+@app.command(cls=Command)
+def jobs(
+    store: StoreOpt = DEFAULT_STORE,
+    limit: Annotated[
+        int, typer.Option(metavar="N", min=1, max=1000, help="most jobs to list, newest first")
+    ] = 20,
+    json_out: JsonOpt = False,
+) -> None:
     """List recent jobs."""
 
     async def go() -> int:
         channel, stub = store_stub(store)
         async with channel:
-            reply = await call(
-                "store", store, lambda: stub.ListJobs(store_pb2.ListJobsRequest(page_size=limit))
-            )
-        print(as_json(list(reply.jobs))) if json_out else console.print(jobs_table(list(reply.jobs)))
+            request = store_pb2.ListJobsRequest(page_size=limit)
+            reply = await call("store", store, lambda: stub.ListJobs(request))
+        print(document(jobs=list(reply.jobs))) if json_out else console.print(jobs_table(list(reply.jobs)))
         return 0
 
     run_async(go())
 
 
-@app.command()
-def stories(job_id: Annotated[str, typer.Argument()] = "", store: StoreOpt = "127.0.0.1:50053",
-            limit: int = 50, json_out: JsonOpt = False) -> None:  # fmt: skip
+@app.command(cls=Command)
+def stories(
+    job_id: Annotated[
+        str, typer.Argument(metavar="JOB_ID", help="a job's id (none = the newest stories of all jobs)")
+    ] = "",
+    store: StoreOpt = DEFAULT_STORE,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, max=1000, help="most stories to list")] = 50,
+    json_out: JsonOpt = False,
+) -> None:
     """List the stories of a job, or the newest stories of all jobs."""
 
     async def go() -> int:
         channel, stub = store_stub(store)
         async with channel:
+            if job_id:  # an unknown job is an error, not an empty list
+                await call("store", store, lambda: stub.GetJob(store_pb2.GetJobRequest(job_id=job_id)))
             request = store_pb2.ListStoriesRequest(job_id=job_id, page_size=limit)
-            reply = await call("store", store, lambda: stub.ListStories(request))
-        print(as_json(list(reply.stories))) if json_out else console.print(stories_table(list(reply.stories)))
+            found = list((await call("store", store, lambda: stub.ListStories(request))).stories)
+        print(document(stories=found)) if json_out else console.print(stories_table(found))
         return 0
 
     run_async(go())
 
 
-@app.command()
-def show(story_id: str, store: StoreOpt = "127.0.0.1:50053", json_out: JsonOpt = False) -> None:
+@app.command(cls=Command)
+def show(
+    story_id: Annotated[str, typer.Argument(metavar="STORY_ID", help="a story's id", show_default=False)],
+    store: StoreOpt = DEFAULT_STORE,
+    json_out: JsonOpt = False,
+) -> None:
     """One story with its source articles."""
 
     async def go() -> int:
         channel, stub = store_stub(store)
         async with channel:
-            reply = await call(
-                "store", store, lambda: stub.GetStory(store_pb2.GetStoryRequest(story_id=story_id))
-            )
+            request = store_pb2.GetStoryRequest(story_id=story_id)
+            reply = await call("store", store, lambda: stub.GetStory(request))
         if json_out:
-            print(as_json(reply))
+            print(document(story=reply.story, articles=list(reply.articles)))
         else:
             print_story(console, reply.story, list(reply.articles))
         return 0
@@ -206,9 +272,16 @@ def show(story_id: str, store: StoreOpt = "127.0.0.1:50053", json_out: JsonOpt =
     run_async(go())
 
 
-@cache_app.command("stats")
+@cache_app.command("stats", cls=Command)
 def cache_stats(
-    synthesizer: Annotated[str, typer.Option(envvar="STORYWIRE_SYNTHESIZER_ADDRESS")] = "127.0.0.1:50052",
+    synthesizer: Annotated[
+        str,
+        typer.Option(
+            envvar="STORYWIRE_SYNTHESIZER_ADDRESS",
+            metavar="HOST:PORT",
+            help="host:port of the synthesizer service",
+        ),
+    ] = "127.0.0.1:50052",
     json_out: JsonOpt = False,
 ) -> None:
     """Cache hits, misses, bytes and evictions per tier, coalesced calls and the concurrency limit."""
@@ -219,7 +292,7 @@ def cache_stats(
             request = synthesizer_pb2.GetCacheStatsRequest()
             reply = await call("synthesizer", synthesizer, lambda: stub.GetCacheStats(request))
         if json_out:
-            print(as_json(reply))
+            print(document(stats=reply))
             return 0
         for t in reply.tiers:
             tier = common_pb2.CacheTier.Name(t.tier).removeprefix("CACHE_TIER_").lower()

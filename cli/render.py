@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
 from rich.console import Console
 from rich.table import Table
 from storywire.v1 import common_pb2
@@ -18,12 +15,6 @@ STAGES = {
     common_pb2.STAGE_STORE: "store",
 }
 STATE = {v: k.removeprefix("JOB_STATE_").lower() for k, v in common_pb2.JobState.items()}
-
-
-def as_json(message: Message | list[Message]) -> str:
-    if isinstance(message, list):
-        return json.dumps([MessageToDict(m) for m in message], indent=2)
-    return json.dumps(MessageToDict(message), indent=2)
 
 
 def seconds(d: Any) -> float:
@@ -92,11 +83,11 @@ def accounting_line(a: common_pb2.JobAccounting) -> str:
 
 def stories_table(stories: list[common_pb2.Story]) -> Table:
     table = Table(title=f"{len(stories)} stories")
-    for column in ("#", "title", "articles", "model", "source"):
-        table.add_column(column)
-    for n, s in enumerate(stories, 1):
+    for column in ("story id", "title", "articles", "model", "source"):
+        table.add_column(column, no_wrap=column == "story id")
+    for s in stories:
         source = "fallback: " + s.fallback_reason[:40] if s.fallback else ("cache" if s.cache_hit else "LLM")
-        table.add_row(str(n), s.title, str(len(s.article_ids)), s.model, source)
+        table.add_row(s.id, s.title, str(len(s.article_ids)), s.model, source)
     return table
 
 

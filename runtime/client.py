@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from runtime.server import client_options
+KEEPALIVE_MS = 30_000
 
 
 class ServiceUnavailableError(ConnectionError):
@@ -18,6 +18,26 @@ class ServiceUnavailableError(ConnectionError):
         super().__init__(f"the {service} service at {address} is unreachable: {detail}")
         self.service = service
         self.address = address
+
+
+def message_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+
+
+def client_options(max_message_bytes: int) -> list[tuple[str, int | str]]:
+    """Client side: keepalive pings detect a dead peer (a killed pod) on long streams within seconds;
+    round_robin spreads calls over every address a name resolves to (a headless Service's pods)."""
+    return [
+        ("grpc.lb_policy_name", "round_robin"),
+        *message_options(max_message_bytes),
+        ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
 
 
 def open_channel(

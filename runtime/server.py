@@ -17,8 +17,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from runtime.client import KEEPALIVE_MS, message_options
 from runtime.logging import configure_logging, get_logger
-from runtime.settings import CommonSettings, SettingsError, load_settings
+from runtime.settings import CommonSettings, SettingsError, describe, load_settings
 from runtime.telemetry import flush_telemetry, setup_telemetry
 
 log = get_logger(__name__)
@@ -95,16 +96,6 @@ class ServerHandle:
         log.info("stopped")
 
 
-KEEPALIVE_MS = 30_000
-
-
-def message_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    return [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-    ]
-
-
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
     """Server side: accept the clients' keepalive pings (the default minimum interval is 5 minutes,
     which would answer our 30 s pings with GOAWAY "too_many_pings") and ping idle clients itself."""
@@ -115,19 +106,6 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_MS // 3),
         ("grpc.http2.max_ping_strikes", 0),
-    ]
-
-
-def client_options(max_message_bytes: int) -> list[tuple[str, int | str]]:
-    """Client side: keepalive pings detect a dead peer (a killed pod) on long streams within seconds;
-    round_robin spreads calls over every address a name resolves to (a headless Service's pods)."""
-    return [
-        ("grpc.lb_policy_name", "round_robin"),
-        *message_options(max_message_bytes),
-        ("grpc.keepalive_time_ms", KEEPALIVE_MS),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
     ]
 
 
@@ -165,16 +143,40 @@ async def serve_until_signal(service: Service, settings: CommonSettings, port: i
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 
+def usage(settings_cls: type[CommonSettings], service_name: str) -> str:
+    """``python -m services.<name> --help``: what it runs and every setting it reads."""
+    lines = [
+        f"usage: python -m services.{service_name} [--help]",
+        "",
+        f"Runs the storywire {service_name} gRPC service until SIGTERM or SIGINT. It takes no arguments:",
+        "every setting is an environment variable (exit code 2 names a bad value).",
+        "",
+        "settings (variable = default, then what it does):",
+    ]
+    for variable, default, meaning in describe(settings_cls):
+        lines += [f"  {variable} = {default}", f"      {meaning}"]
+    return "\n".join(lines)
+
+
 def run(
     settings_cls: type[SettingsT],
     make_service: Callable[[SettingsT], Service],
     port_of: Callable[[SettingsT], int],
     service_name: str,
+    argv: Sequence[str] | None = None,
 ) -> int:
     """Entry point of ``python -m services.<name>``: settings, logging, telemetry, serve.
 
-    Returns the process exit code: 0 after a graceful stop, 2 for bad settings, 1 when it cannot start.
+    Returns the process exit code: 0 after a graceful stop or ``--help``, 2 for bad settings or
+    arguments, 1 when it cannot start.
     """
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args:
+        known = args in (["--help"], ["-h"])
+        print(usage(settings_cls, service_name), file=sys.stdout if known else sys.stderr)
+        if not known:
+            print(f"storywire-{service_name}: unexpected arguments: {' '.join(args)}", file=sys.stderr)
+        return 0 if known else 2
     try:
         settings = load_settings(settings_cls)
     except SettingsError as exc:

@@ -61,6 +61,15 @@ def env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
+def describe(cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) of every setting of ``cls``, in declaration order."""
+    rows = []
+    for name, field in cls.model_fields.items():
+        default = "(empty)" if field.default in ("", None) else str(field.default)
+        rows.append((env_name(name), default, field.description or ""))
+    return rows
+
+
 def load_settings(cls: type[S], **overrides: Any) -> S:
     """Build ``cls`` from the environment (and explicit overrides); raise SettingsError on bad values."""
     try:

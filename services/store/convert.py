@@ -79,6 +79,17 @@ def stage_to_json(progress: common_pb2.StageProgress, previous: Mapping[str, Any
     return out
 
 
+def close_stages(stages: dict[str, Any], at: dt.datetime) -> dict[str, Any]:
+    """A job that ends at ``at`` ends its stages: each started one without a finished time gets ``at``
+    (the store stage, counted by the store as stories arrive, has no other moment that marks its end)."""
+    return {
+        name: {**data, "finished_at": at.isoformat()}
+        if data.get("started_at") and not data.get("finished_at")
+        else data
+        for name, data in stages.items()
+    }
+
+
 def stages_of(row: Row) -> dict[str, Any]:
     """A job row's stage counters (asyncpg returns jsonb as text unless a codec is set)."""
     value = row["stages"]

@@ -35,6 +35,7 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self.listening = asyncio.Event()
+        self._pending: set[asyncio.Task[None]] = set()  # notify tasks, referenced until they finish
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen_loop(), name="store-listen")
@@ -72,7 +73,9 @@ class EventHub:
         if channel == JOB_EVENTS_CHANNEL:
             self._wake(str(payload))
         else:
-            asyncio.get_running_loop().create_task(self._notify_jobs())
+            task = asyncio.get_running_loop().create_task(self._notify_jobs())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def _listen_loop(self) -> None:
         await self.db.wait_connected()
@@ -108,16 +111,25 @@ class EventHub:
 
 
 async def watch(
-    hub: EventHub, jobs: Jobs, job_id: uuid.UUID, heartbeat: float
+    hub: EventHub, jobs: Jobs, job_id: uuid.UUID, heartbeat: float, after_seq: int = 0
 ) -> AsyncIterator[store_pb2.WatchJobResponse]:
-    """The WatchJob stream: snapshot first, then every event in order, heartbeats while idle."""
+    """The WatchJob stream: snapshot first, then every event in order, heartbeats while idle.
+
+    With ``after_seq`` (a client resuming a lost stream), the events after that sequence number instead
+    of the snapshot; a job that has ended with none left sends its final snapshot.
+    """
     key = str(job_id)
     wake = hub.subscribe(key)  # before reading the snapshot, so nothing can slip in between
     try:
         job, last_seq = await jobs.get_with_seq(job_id)
-        yield store_pb2.WatchJobResponse(sequence=0, snapshot=job)
-        if job.state in FINAL_STATES:
-            return
+        final = job.state in FINAL_STATES
+        if 0 < after_seq <= last_seq:
+            last_seq = after_seq
+            wake.set()  # read the log at once
+        else:
+            yield store_pb2.WatchJobResponse(sequence=0, snapshot=job)
+            if final:
+                return
         while True:
             try:
                 await asyncio.wait_for(wake.wait(), heartbeat)
@@ -140,5 +152,8 @@ async def watch(
                 yield event
                 if event.WhichOneof("event") == "snapshot" and event.snapshot.state in FINAL_STATES:
                     return
+            if final:  # resumed on an ended job whose final snapshot the client has already seen
+                yield store_pb2.WatchJobResponse(sequence=0, snapshot=job)
+                return
     finally:
         hub.unsubscribe(key, wake)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -12,7 +13,14 @@ from storywire.v1 import common_pb2, store_pb2
 
 from runtime.telemetry import current_trace_id
 from services.store import jobstate, jobupdate
-from services.store.convert import decode_cursor, encode_cursor, job_to_proto, page_size
+from services.store.convert import (
+    close_stages,
+    decode_cursor,
+    encode_cursor,
+    job_to_proto,
+    page_size,
+    stages_of,
+)
 from services.store.database import Database, required
 from services.store.joblog import JOBS_CHANNEL, append_events, snapshot_event
 from services.store.jobupdate import NotFoundError, PreconditionError
@@ -106,17 +114,19 @@ class Jobs:
     async def cancel(self, job_id: str, reason: str) -> common_pb2.Job:
         jid = parse_uuid(job_id, "job_id")
         async with self.db.transaction() as conn:
-            row = await conn.fetchrow("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", jid)
+            row = await conn.fetchrow("SELECT state, stages FROM jobs WHERE id = $1 FOR UPDATE", jid)
             if row is None:
                 raise NotFoundError(f"job {job_id} not found")
             if row["state"] in jobstate.FINAL:
                 raise PreconditionError(f"job {job_id} is already {row['state']}")
             updated = await conn.fetchrow(
                 """UPDATE jobs SET state = 'cancelled', cancel_requested = true, error = $2,
-                          finished_at = now(), updated_at = now(), lease_token = NULL, lease_expires_at = NULL
+                          finished_at = now(), updated_at = now(), stages = $3::jsonb,
+                          lease_token = NULL, lease_expires_at = NULL
                    WHERE id = $1 RETURNING *""",
                 jid,
                 reason or "cancelled by request",
+                json.dumps(close_stages(stages_of(row), await conn.fetchval("SELECT now()"))),
             )
             job = job_to_proto(required(updated))
             await append_events(conn, jid, [snapshot_event(job)])

@@ -14,7 +14,7 @@ from storywire.v1 import common_pb2, store_pb2
 
 from runtime.logging import get_logger
 from services.store import accounting, jobstate
-from services.store.convert import STAGE_NAMES, job_to_proto, stage_to_json, stages_of
+from services.store.convert import STAGE_NAMES, close_stages, job_to_proto, stage_to_json, stages_of
 from services.store.database import Conn, required
 from services.store.joblog import JOBS_CHANNEL, append_events, snapshot_event, story_counts
 
@@ -140,6 +140,9 @@ async def check_accounting(conn: Conn, row: Row, req: store_pb2.UpdateJobRequest
 
 async def write_change(conn: Conn, row: Row, req: store_pb2.UpdateJobRequest, change: Change) -> Row:
     final = change.target in jobstate.FINAL
+    stages = change.stages
+    if final:  # a job that ends ends its stages, at the transaction's now() (the job's finished_at)
+        stages = close_stages(stages, await conn.fetchval("SELECT now()"))
     return required(
         await conn.fetchrow(
             """UPDATE jobs SET state = $2, stages = $3::jsonb, totals = coalesce($4, totals),
@@ -154,7 +157,7 @@ async def write_change(conn: Conn, row: Row, req: store_pb2.UpdateJobRequest, ch
                WHERE id = $1 RETURNING *""",
             row["id"],
             change.target,
-            json.dumps(change.stages),
+            json.dumps(stages),
             req.totals.SerializeToString() if req.HasField("totals") else None,
             change.error,
             req.trace_id,

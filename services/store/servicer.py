@@ -111,7 +111,7 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         async with status_codes(context):
             job_id = parse_uuid(request.job_id, "job_id")
             heartbeat = _seconds(request.heartbeat_interval, 5.0)
-            async for event in watch(self.hub, self.jobs, job_id, heartbeat):
+            async for event in watch(self.hub, self.jobs, job_id, heartbeat, request.after_seq):
                 yield event
 
     async def ClaimJob(

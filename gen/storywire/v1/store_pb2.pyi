@@ -237,8 +237,15 @@ class WatchJobRequest(_message.Message):
 
     JOB_ID_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
+    after_seq: _builtins.int
+    """Resume after a lost stream: the sequence number of the last event the client received. When it is
+    set (> 0) and the job has logged that many events, the stream skips the initial snapshot and sends
+    the events after it; if the job has ended and none is left, it sends the final snapshot. 0 = a new
+    watch (snapshot first).
+    """
     @_builtins.property
     def heartbeat_interval(self) -> _duration_pb2.Duration:
         """Heartbeat interval while nothing happens (0 = 5 s)."""
@@ -248,10 +255,11 @@ class WatchJobRequest(_message.Message):
         *,
         job_id: _builtins.str = ...,
         heartbeat_interval: _duration_pb2.Duration | None = ...,
+        after_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "heartbeat_interval", b"heartbeat_interval", "job_id", b"job_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
