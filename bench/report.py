@@ -57,6 +57,8 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        #: the machine is shared: its 1/5/15-minute load averages when the results were written
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 
 
