@@ -59,6 +59,13 @@ def corpus_server(latency: float = 0.0, root: Path | None = None) -> Iterator[st
         yield f"http://127.0.0.1:{port}"
 
 
+def settings_note(settings: dict[str, str]) -> str:
+    """What a storywire row prints about its settings: ``defaults``, or every one a scenario changed."""
+    if not settings:
+        return "defaults"
+    return "non-default: " + ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+
+
 async def start_services(
     env: BenchEnv, llm_url: str, **settings: str
 ) -> tuple[list[ServiceProcess], dict[str, str]]:

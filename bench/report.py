@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.goals import goals_table
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -110,12 +112,20 @@ def markdown_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def goals_markdown(path: Path) -> str:
+    """The goals of the LLM benchmarks, checked from a results file (``bench.goals``)."""
+    return goals_table(json.loads(path.read_text()))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.report bench/results/FILE.json``: print the file's rows as the doc's table."""
+    """``python -m bench.report bench/results/FILE.json``: print the file's rows as the doc's table, then
+    the goals checked from them."""
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
     parser.add_argument("file", type=Path)
     args = parser.parse_args(argv)
     print(markdown_table(args.file))
+    print()
+    print(goals_markdown(args.file))
     return 0
 
 

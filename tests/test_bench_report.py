@@ -11,20 +11,24 @@ from pathlib import Path
 
 from bench.llmrun import ideal
 from bench.peers import oracle
-from bench.report import markdown_table
+from bench.procs import settings_note
+from bench.report import goals_markdown, markdown_table
 from devtools.llmsim import profile_config, start_simulator
 from services.synthesizer.stories.prompt import SourceArticle
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
 BLOCK = re.compile(
-    r"<!-- bench-table:begin (?P<file>\S+) [^>]*-->\n(?P<table>.*?)\n<!-- bench-table:end -->", re.S
+    r"<!-- bench-(?P<kind>table|goals):begin (?P<file>\S+) [^>]*-->\n"
+    r"(?P<table>.*?)\n<!-- bench-(?P=kind):end -->",
+    re.S,
 )
+MAKERS = {"table": markdown_table, "goals": goals_markdown}
 
 
 def test_every_table_in_the_doc_matches_its_committed_results_file() -> None:
     blocks = list(BLOCK.finditer(DOC.read_text()))
-    assert blocks, "docs/performance.md has no generated table"
+    assert {b["kind"] for b in blocks} == {"table", "goals"}, "docs/performance.md lacks a generated table"
     for block in blocks:
         path = ROOT / block["file"]
         assert path.is_file(), f"{block['file']} is cited but not in the repository"
@@ -32,7 +36,9 @@ def test_every_table_in_the_doc_matches_its_committed_results_file() -> None:
             ["git", "ls-files", "--error-unmatch", block["file"]], cwd=ROOT, capture_output=True, check=False
         )
         assert tracked.returncode == 0, f"{block['file']} is not committed"
-        assert block["table"] == markdown_table(path), f"the table for {block['file']} is stale"
+        assert block["table"] == MAKERS[block["kind"]](path), (
+            f"the {block['kind']} of {block['file']} are stale"
+        )
 
 
 def test_bench_report_prints_the_table() -> None:
@@ -44,7 +50,7 @@ def test_bench_report_prints_the_table() -> None:
         text=True,
         check=True,
     ).stdout
-    assert out.strip() == markdown_table(path)
+    assert out.strip() == markdown_table(path) + "\n\n" + goals_markdown(path)
 
 
 def clusters(n: int) -> list[list[SourceArticle]]:
@@ -63,3 +69,9 @@ async def test_oracle_peer_honours_retry_after_on_a_rate_limited_backend() -> No
         assert max(run.done_s) >= 0.95 * last  # the last ones waited for the next window
     finally:
         await runner.cleanup()
+
+
+def test_a_storywire_row_names_every_setting_a_scenario_changed() -> None:
+    assert settings_note({}) == "defaults"
+    note = settings_note({"STORYWIRE_LLM_MAX_ATTEMPTS": "20", "STORYWIRE_LLM_MAX_WORKERS": "3"})
+    assert note == "non-default: STORYWIRE_LLM_MAX_ATTEMPTS=20, STORYWIRE_LLM_MAX_WORKERS=3"

@@ -25,12 +25,14 @@ from bench.llmrun import (
     timed,
 )
 from bench.peers import oracle
-from bench.procs import restart, simulator, start_services
+from bench.procs import restart, settings_note, simulator, start_services
 from bench.report import Row
 from services.synthesizer.stories.prompt import SourceArticle
 
 #: TGI-like: K independent slots, 429 above them (no queue)
 STRICT: dict[str, Any] = {"queue": 0, "batch_slowdown": 0.0}
+#: storywire settings the scenario changes (none: every storywire row runs with the shipped ones)
+SETTINGS: dict[str, str] = {}
 
 
 async def run(env: BenchEnv) -> list[Row]:
@@ -43,7 +45,7 @@ async def run(env: BenchEnv) -> list[Row]:
     ]
     rows: list[Row] = []
     with simulator(profile="queue") as url:
-        services, addresses = await start_services(env, url)
+        services, addresses = await start_services(env, url, **SETTINGS)
         try:
             for i, slots in enumerate((4, 16)):
                 if i:  # a fresh synthesizer: the limiter back at its defaults
@@ -89,8 +91,8 @@ def storywire(  # noqa: PLR0917 - a row's fields
     limits = "/".join(str(s.limit_after) for s in streams)
     last = streams[-1]
     notes = (
-        f"defaults; {sim_notes(st)}; limit after each run {limits}; llm calls={last.llm_calls} "
-        f"fallbacks={last.fallbacks}"
+        f"{settings_note(SETTINGS)}; {sim_notes(st)}; limit after each run {limits}; "
+        f"llm calls={last.llm_calls} fallbacks={last.fallbacks}"
     )
     row = median_row("adaptive", f"K={slots}: storywire default (adaptive)", walls,
                      [s.first_s for s in streams], last.stories, ideal_s, notes)  # fmt: skip

@@ -41,7 +41,7 @@ from bench.llmrun import (
     to_proto,
 )
 from bench.peers import gather, oracle, sequential, threadpool
-from bench.procs import corpus_server, restart, sim_reset, sim_stats, simulator, start_services
+from bench.procs import corpus_server, restart, settings_note, sim_reset, sim_stats, simulator, start_services
 from bench.report import Row
 from devtools.corpus.build import ROOT as SAMPLE
 from devtools.corpus.build import compose
@@ -52,6 +52,8 @@ from services.synthesizer.stories.prompt import SourceArticle
 PROFILES = ("queue", "cpu", "ratelimit", "sloppy")
 QUICK_CLUSTERS = 5
 Clusters = list[list[SourceArticle]]
+#: storywire settings the scenario changes (none: every storywire row runs with the shipped ones)
+SETTINGS: dict[str, str] = {}
 
 
 def corpus_articles() -> list[common_pb2.Article]:
@@ -104,7 +106,7 @@ async def run(env: BenchEnv) -> list[Row]:
         articles = [a for a in articles if a.id in keep]
     rows: list[Row] = []
     with simulator(profile="queue") as url, corpus_server() as corpus:
-        services, addresses = await start_services(env, url)
+        services, addresses = await start_services(env, url, **SETTINGS)
         try:
             for i, profile in enumerate(PROFILES):
                 if i:  # a fresh synthesizer: the limiter back at its defaults
@@ -156,7 +158,7 @@ def storywire_row(  # noqa: PLR0917
 ) -> Row:  # fmt: skip
     last = results[-1]
     limits = "/".join(str(r.limit_after) for r in results)
-    notes = f"defaults; {sim_notes(st)}; limit after each run {limits}"
+    notes = f"{settings_note(SETTINGS)}; {sim_notes(st)}; limit after each run {limits}"
     notes += f"; llm calls={last.llm_calls} grounding rejections={last.rejections} fallbacks={last.fallbacks}"
     if profile == "sloppy":
         notes += f"; accepted LLM stories {last.stories - last.fallbacks}/{n}"
@@ -198,7 +200,8 @@ async def end_to_end(  # noqa: PLR0917
             stored = next((s.done for s in job.stages if s.stage == common_pb2.STAGE_STORE), 0)
             t = job.totals
             notes = (
-                f"defaults; {sim_notes(sim_stats(url))}; llm_calls={t.llm_calls} cache_hits={t.cache_hits} "
+                f"{settings_note(SETTINGS)}; {sim_notes(sim_stats(url))}; llm_calls={t.llm_calls} "
+                f"cache_hits={t.cache_hits} "
                 f"grounding rejections={t.grounding_rejections} fallbacks={t.fallbacks}; "
                 f"accepted LLM stories {stored - t.fallbacks}/{stored}; includes fetching the 33 URLs"
             )
