@@ -59,6 +59,13 @@ def corpus_server(latency: float = 0.0, root: Path | None = None) -> Iterator[st
         yield f"http://127.0.0.1:{port}"
 
 
+def settings_note(settings: dict[str, str]) -> str:
+    """What a storywire row prints about its settings: ``defaults``, or every one a scenario changed."""
+    if not settings:
+        return "defaults"
+    return "non-default: " + ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+
+
 async def start_services(
     env: BenchEnv, llm_url: str, **settings: str
 ) -> tuple[list[ServiceProcess], dict[str, str]]:
@@ -77,3 +84,12 @@ async def start_services(
     procs = [ServiceProcess(n, env=service_env, port=ports[n]).start() for n in names]
     await asyncio.gather(*(wait_healthy(p.address, p.name) for p in procs))
     return procs, {n: f"127.0.0.1:{p}" for n, p in ports.items()}
+
+
+async def restart(proc: ServiceProcess) -> ServiceProcess:
+    """The same service started afresh on the same port and settings (a new process: nothing learnt,
+    e.g. the synthesizer's concurrency limit back at its default)."""
+    proc.terminate(15)
+    fresh = ServiceProcess(proc.name, env=proc.env, port=proc.port).start()
+    await wait_healthy(fresh.address, fresh.name)
+    return fresh

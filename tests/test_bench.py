@@ -36,6 +36,18 @@ def test_bench_quick_prints_a_table_and_writes_json() -> None:
             "gRPC PutArticles stream",
         } <= variants
         assert all(r["throughput"] > 0 for r in payload["rows"])
+        seed = [r["variant"] for r in payload["rows"] if r["scenario"] == "seed"]
+        for profile in ("queue", "cpu", "ratelimit", "sloppy"):  # every profile, with the best peers
+            mine = [v for v in seed if v.startswith(profile + ":")]
+            assert any("oracle: gather + Semaphore(K=" in v for v in mine), mine
+            assert any("unbounded gather" in v for v in mine), mine
+            assert any("storywire synthesizer (stream)" in v for v in mine), mine
+        llm = [r for r in payload["rows"] if r["scenario"] in {"seed", "adaptive"}]
+        streamed = [r for r in llm if "warm" not in r["variant"] and "end to end" not in r["variant"]]
+        assert all(r["first_s"] for r in streamed)
+        # a storywire row runs with the shipped settings, and says so
+        assert all(r["notes"].startswith("defaults") for r in llm if "storywire" in r["variant"])
+        assert "asyncio.gather of all URLs, then parse (seed-004)" in variants
         pipeline = [r for r in payload["rows"] if r["scenario"] in {"transport", "scale"}]
         assert len(pipeline) == 3  # transport, and scale at two sizes
         for r in pipeline:

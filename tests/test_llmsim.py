@@ -6,6 +6,7 @@ service model allows) and keep upper bounds generous."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.llmrun import works
+from bench.scenarios.seed import corpus_articles, peer_clusters
+from bench.shape import shape
 from devtools.llmsim import SimConfig, Simulator, answer_for, profile_config, start_simulator
 from devtools.simmodel import PROFILES, SharedServer, makespan, slowdown, solo_seconds
 from services.synthesizer.stories import grounding
@@ -78,18 +82,23 @@ async def test_cpu_profile_time_grows_in_proportion_to_requests_in_service(clien
     status, alone, _, _ = await client.call()
     assert status == 200
     assert alone >= 0.95 * work
+    start = time.monotonic()
     together = await asyncio.gather(*(client.call() for _ in range(4)))
+    wall = time.monotonic() - start
     assert all(s == 200 for s, *_ in together)
-    # 4 slots share one CPU: each takes 4x as long; throughput is no better than one at a time
-    assert all(seconds >= 0.95 * 4 * work for _, seconds, *_ in together)
+    # 4 slots share one CPU: throughput is no better than one at a time (the work is conserved), and
+    # each request takes about 4x as long (less only by how far apart the 4 arrived)
+    assert wall >= 0.95 * 4 * work
+    assert sum(seconds for _, seconds, *_ in together) / 4 >= 3 * work
     assert max(seconds for _, seconds, *_ in together) < 4 * work + 3.0
     # a fifth waits for a slot (llama-server queues) instead of joining or being refused
     client.sim.reset(profile="cpu")
+    start = time.monotonic()
     five = await asyncio.gather(*(client.call() for _ in range(5)))
+    assert time.monotonic() - start >= 0.95 * 5 * work
     assert all(s == 200 for s, *_ in five)
     assert client.sim.stats.max_in_service == 4
     assert client.sim.stats.max_queued >= 1
-    assert max(seconds for _, seconds, *_ in five) >= 0.95 * 5 * work
 
 
 async def test_queue_profile_batches_with_a_mild_slowdown_and_never_refuses(client: Client) -> None:
@@ -102,8 +111,9 @@ async def test_queue_profile_batches_with_a_mild_slowdown_and_never_refuses(clie
     assert client.sim.stats.max_in_service == cfg.slots == 16
     batch = slowdown(16, cfg.batch_slowdown)
     assert 1.2 < batch < 2.0
-    fastest = min(seconds for _, seconds, *_ in results)
-    assert fastest >= 0.95 * batch * work  # the first batch of 16 shares the GPU
+    # the first batch of 16 shares the GPU, the others waited for it first (the earliest arrivals ran
+    # a little faster until the batch filled up: the median is above the bound with room)
+    assert statistics.median(seconds for _, seconds, *_ in results) >= 0.95 * batch * work
     # 40 requests: three batches, far faster than 40 one after another
     assert max(seconds for _, seconds, *_ in results) < 40 * work
 
@@ -200,3 +210,16 @@ def test_makespan_of_a_rate_window() -> None:
     assert first == pytest.approx(0.5)
     assert last == pytest.approx(2.5)
     assert makespan([0.5] * 4, slots=16, concurrency=1) == pytest.approx((0.5, 2.0))
+
+
+async def test_bench_shape_measures_the_cpu_profile_as_time_proportional_to_requests() -> None:
+    _, runner, url = await start_simulator(profile_config("cpu"))
+    try:
+        (n1, alone), (n2, two), (n4, four) = await shape(url, "sim", [1, 2, 4], 64)
+    finally:
+        await runner.cleanup()
+    (work,) = works(peer_clusters(corpus_articles())[:1], "cpu")  # the request shape() sends
+    assert (n1, n2, n4) == (1, 2, 4)
+    assert alone >= 0.95 * work
+    assert two >= 0.95 * 2 * work - 0.05  # less only by how far apart the requests arrived
+    assert four >= 0.95 * 4 * work - 0.05

@@ -7,21 +7,26 @@ from collections.abc import Sequence
 
 import httpx
 
-from bench.peers.common import payload
+from bench.peers.common import PeerRun, payload, retry_after
 from services.synthesizer.stories.prompt import SourceArticle
 
 
 async def run(
     base_url: str, clusters: Sequence[Sequence[SourceArticle]], model: str, limit: int = 5
-) -> list[str]:
+) -> PeerRun:
     semaphore = asyncio.Semaphore(limit)
+    out = PeerRun()
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
 
         async def one(cluster: Sequence[SourceArticle]) -> str:
             async with semaphore:
-                reply = await client.post("/chat/completions", json=payload(cluster, model))
-                reply.raise_for_status()
-                text: str = reply.json()["choices"][0]["message"]["content"]
-                return text
+                while True:
+                    reply = await client.post("/chat/completions", json=payload(cluster, model))
+                    if reply.status_code != 429:
+                        reply.raise_for_status()
+                        return out.answered(reply.json()["choices"][0]["message"]["content"])
+                    out.rejected_429 += 1
+                    await asyncio.sleep(retry_after(reply.headers.get("retry-after")))
 
-        return await asyncio.gather(*(one(c) for c in clusters))
+        await asyncio.gather(*(one(c) for c in clusters))
+    return out

@@ -7,20 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from bench.peers.common import payload
+from bench.peers.common import PeerRun, payload
+from bench.peers.sequential import post
 from services.synthesizer.stories.prompt import SourceArticle
 
 
-def run(
-    base_url: str, clusters: Sequence[Sequence[SourceArticle]], model: str, workers: int = 3
-) -> list[str]:
-    with httpx.Client(base_url=base_url, timeout=120) as client:
-
-        def one(cluster: Sequence[SourceArticle]) -> str:
-            reply = client.post("/chat/completions", json=payload(cluster, model))
-            reply.raise_for_status()
-            text: str = reply.json()["choices"][0]["message"]["content"]
-            return text
-
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(one, clusters))
+def run(base_url: str, clusters: Sequence[Sequence[SourceArticle]], model: str, workers: int = 3) -> PeerRun:
+    out = PeerRun()
+    with httpx.Client(base_url=base_url, timeout=120) as client, ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda cluster: post(client, payload(cluster, model), out), clusters))
+    return out

@@ -1,78 +1,101 @@
-"""Adaptive capacity: the backend's slot count is unknown to storywire (4, 16, 64) and it answers 429
-above capacity (no queue). storywire's default adaptive limit against fixed concurrency 3 and 64.
-Ideal = ceil(calls / K) x latency; efficiency = ideal / wall."""
+"""Adaptive capacity: a backend that serves K calls at once and answers 429 above that, with no queue
+(Hugging Face TGI's ``--max-concurrent-requests``), K = 4 and 16, unknown to storywire; 32 clusters of 2
+synthetic articles, latency by the tokens (the queue profile's rates, independent slots).
+
+Variants: storywire with its shipped defaults (the Synthesize stream, a synthesizer started afresh for
+each K); plain clients (aiohttp, honouring Retry-After): gather + Semaphore(3), the oracle gather +
+Semaphore(K), and gather of everything (= a static 64 here: 32 calls). Ideal = the simulator's model
+for a client that knows K; efficiency = ideal / wall. One run each (3 for storywire, the median)."""
 
 from __future__ import annotations
 
-import asyncio
-import math
-import time
+import functools
 import uuid
+from typing import Any
 
 from bench.env import BenchEnv
-from bench.procs import sim_reset, sim_stats, simulator
+from bench.llmrun import (
+    StreamRun,
+    ideal,
+    median_row,
+    peer_first,
+    sim_notes,
+    stream,
+    synthetic_articles,
+    timed,
+)
+from bench.peers import oracle
+from bench.procs import restart, settings_note, simulator, start_services
 from bench.report import Row
-from runtime.settings import load_settings
-from services.synthesizer.engine import Engine
-from services.synthesizer.settings import SynthesizerSettings
 from services.synthesizer.stories.prompt import SourceArticle
-from services.synthesizer.stories.writer import GenParams
 
-
-def clusters(n: int, salt: str) -> list[list[SourceArticle]]:
-    def text(c: int) -> str:
-        return (
-            f"The city council approved building plan {c} for the harbour district on Monday. "
-            f"It will cost {c * 3 + 10} million crowns."
-        )
-
-    return [
-        [SourceArticle(f"{salt}-{c}-{i}", f"Event {c} update", text(c), f"{salt}-{c}-{i}") for i in range(2)]
-        for c in range(n)
-    ]
+#: TGI-like: K independent slots, 429 above them (no queue)
+STRICT: dict[str, Any] = {"queue": 0, "batch_slowdown": 0.0}
+#: storywire settings the scenario changes (none: every storywire row runs with the shipped ones)
+SETTINGS: dict[str, str] = {}
 
 
 async def run(env: BenchEnv) -> list[Row]:
-    n = env.size(64, 24)
-    latency = env.size(400, 100) / 1000
-    variants = [
-        ("storywire default (adaptive)", 0),
-        ("static concurrency 3", 3),
-        ("static concurrency 64", 64),
+    n = env.size(32, 12)
+    salt = uuid.uuid4().hex[:6]
+    articles = synthetic_articles(n, salt)
+    clusters = [
+        [SourceArticle(a.id, a.title, a.text, a.content_hash) for a in articles[i : i + 2]]
+        for i in range(0, len(articles), 2)
     ]
     rows: list[Row] = []
-    with simulator(slots=4, latency=latency, queue=0) as url:
-        for slots in (4, 16, 64):
-            ideal = math.ceil(n / slots) * latency
-            for name, workers in variants:
-                sim_reset(url, slots=slots, latency=latency, queue=0)
-                settings = load_settings(
-                    SynthesizerSettings,
-                    llm_base_url=url,
-                    llm_max_workers=workers,
-                    llm_max_attempts=20,
-                    log_level="WARNING",
+    with simulator(profile="queue") as url:
+        services, addresses = await start_services(env, url, **SETTINGS)
+        try:
+            for i, slots in enumerate((4, 16)):
+                if i:  # a fresh synthesizer: the limiter back at its defaults
+                    services[-1] = await restart(services[-1])
+                rows += await one_capacity(
+                    env, url, addresses["synthesizer"], slots, articles, clusters, salt
                 )
-                engine = Engine(settings)
-                params = GenParams(f"adaptive-{uuid.uuid4().hex[:6]}", 200, 0.0)
-                start = time.perf_counter()
-                results = await asyncio.gather(
-                    *(engine.writer.write(c, params) for c in clusters(n, params.model))
-                )
-                wall = time.perf_counter() - start
-                await engine.aclose()
-                st = sim_stats(url)
-                fallbacks = sum(r.fallback for r in results)
-                rows.append(
-                    Row(
-                        "adaptive",
-                        f"K={slots}: {name}",
-                        wall,
-                        n,
-                        "calls",
-                        ideal_s=ideal,
-                        notes=f"429s={st['rejected_429']} max in service={st['max_in_service']} "
-                        f"final limit={engine.limiter.limit} fallbacks={fallbacks}",
-                    )
-                )
+        finally:
+            for proc in reversed(services):
+                proc.terminate(15)
     return rows
+
+
+async def one_capacity(  # noqa: PLR0917
+    env: BenchEnv, url: str, synth: str, slots: int, articles: list[Any], clusters: list[list[SourceArticle]],
+    salt: str,
+) -> list[Row]:  # fmt: skip
+    runs = 1 if env.quick else 3
+    n = len(clusters)
+    changes = {**STRICT, "slots": slots}
+    _, ideal_s = ideal(clusters, "queue", **changes)
+    model = f"adaptive-{slots}-{salt}"
+    rows: list[Row] = []
+    for name, limit in (("plain gather + Semaphore(3)", 3), (f"oracle: gather + Semaphore(K={slots})", slots),
+                        ("unbounded gather (all at once)", None)):  # fmt: skip
+        call = functools.partial(oracle.run, url, clusters, model, limit)
+        walls, results, st = await timed(url, "queue", 1, call, **changes)
+        firsts = [peer_first(r) for r in results]
+        rows.append(median_row("adaptive", f"K={slots}: {name}", walls, firsts, n, ideal_s, sim_notes(st)))
+    counter = iter(range(runs))
+    walls, streams, st = await timed(
+        url, "queue", runs, lambda: stream(synth, articles, f"{model}-sw-{next(counter)}"), **changes
+    )
+    oracle_row = next(r for r in rows if "oracle" in r.variant)
+    rows.append(storywire(slots, walls, streams, st, n, ideal_s, oracle_row))
+    return rows
+
+
+def storywire(  # noqa: PLR0917 - a row's fields
+    slots: int, walls: list[float], streams: list[StreamRun], st: dict[str, Any], n: int, ideal_s: float,
+    oracle_row: Row,
+) -> Row:  # fmt: skip
+    limits = "/".join(str(s.limit_after) for s in streams)
+    last = streams[-1]
+    notes = (
+        f"{settings_note(SETTINGS)}; {sim_notes(st)}; limit after each run {limits}; "
+        f"llm calls={last.llm_calls} fallbacks={last.fallbacks}"
+    )
+    row = median_row("adaptive", f"K={slots}: storywire default (adaptive)", walls,
+                     [s.first_s for s in streams], last.stories, ideal_s, notes)  # fmt: skip
+    row.notes += f"; oracle wall / this {oracle_row.wall_s / row.wall_s:.2f}"
+    row.extra["oracle_ratio"] = oracle_row.wall_s / row.wall_s
+    return row

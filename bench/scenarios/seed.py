@@ -1,85 +1,71 @@
-"""Seed scenario: the sample corpus (154 articles, 14 events) against a simulator with K slots and a fixed
-latency per call, for K = 16 and K = 3 (the original system's concurrency).
+"""Seed scenario: the sample corpus (154 articles, 14 events) on each simulator profile (``queue``: vLLM,
+``cpu``: llama.cpp on few cores, ``ratelimit``: a hosted API, ``sloppy``: 30 % bad answers; see
+:mod:`devtools.simmodel`), time to the first story and to the last.
 
-Variants, same clusters, same prompt, same simulator:
-- sequential loop; ThreadPoolExecutor(3) (the original system); asyncio.gather with Semaphore(5);
-- storywire synthesizer: its Synthesize stream (articles in, stories out), in its own process;
-- storywire end to end: a job through store, fetcher and synthesizer (fetching the corpus over HTTP);
-- storywire warm rerun: the same job again (every story from the cache).
-Ideal (LLM-bound) = ceil(clusters / K) x latency; efficiency = ideal / wall. Peers and the synthesizer
-stream report the median of 3 runs (1 in quick mode); the services get one small warm-up stream first.
+Variants, same clusters, same prompt, same simulator (reset before each run):
+- the original system's ways: a sequential loop, ThreadPoolExecutor(3), asyncio.gather + Semaphore(5);
+- peers at their best: the oracle (gather + Semaphore(K), told the profile's capacity K) and gather of
+  everything at once; both honour Retry-After, as every peer does; on ``cpu`` also Semaphore(2), so
+  that the static limits 1, 2, 3, 5 and all form a sweep;
+- storywire with its shipped defaults, on a synthesizer started afresh for each profile: its Synthesize
+  stream (articles in, stories out); on ``queue`` and ``sloppy`` a job through the three services, and
+  on ``queue`` the same job again (every story from the cache).
+Ideal = the simulator's own model for a client that knows the backend (``bench.llmrun.ideal``);
+efficiency = ideal / wall. The oracle, the unbounded peer and the stream report the median of 3 runs
+(1 in quick mode), the others one run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
-import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc, synthesizer_pb2, synthesizer_pb2_grpc
+from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
 
 from bench.env import BenchEnv
-from bench.peers import gather, sequential, threadpool
-from bench.procs import corpus_server, sim_reset, sim_stats, simulator, start_services
+from bench.llmrun import (
+    StreamRun,
+    accepted,
+    capacity,
+    ideal,
+    median_row,
+    peer_first,
+    sim_notes,
+    stream,
+    timed,
+    to_proto,
+)
+from bench.peers import gather, oracle, sequential, threadpool
+from bench.procs import corpus_server, restart, settings_note, sim_reset, sim_stats, simulator, start_services
 from bench.report import Row
 from devtools.corpus.build import ROOT as SAMPLE
 from devtools.corpus.build import compose
-from runtime.ids import article_id, content_hash
 from runtime.stubs import StoreStub
 from services.synthesizer.clustering import Doc, cluster_docs
 from services.synthesizer.stories.prompt import SourceArticle
 
-STREAM_BATCH = 50  # articles per Synthesize message
+PROFILES = ("queue", "cpu", "ratelimit", "sloppy")
+QUICK_CLUSTERS = 5
+Clusters = list[list[SourceArticle]]
+#: storywire settings the scenario changes (none: every storywire row runs with the shipped ones)
+SETTINGS: dict[str, str] = {}
 
 
 def corpus_articles() -> list[common_pb2.Article]:
-    out = []
-    for item in compose():
-        digest = content_hash(item.title, item.text)
-        url = "http://sample.test" + item.path
-        aid = article_id(url, digest)
-        out.append(
-            common_pb2.Article(
-                id=aid, url=url, canonical_url=url, content_hash=digest, title=item.title, text=item.text
-            )
-        )
-    return out
+    return [to_proto(item.title, item.text, "http://sample.test" + item.path) for item in compose()]
 
 
-def peer_clusters(articles: list[common_pb2.Article]) -> list[list[SourceArticle]]:
+def peer_clusters(articles: list[common_pb2.Article]) -> Clusters:
     docs = [Doc.of(a.id, a.title, a.text, a.content_hash) for a in articles]
     return [
         [SourceArticle(d.id, d.title, d.text, d.content_hash) for d in c.docs]
         for c in cluster_docs(docs, 0.3)
     ]
-
-
-def row(  # noqa: PLR0917 - a row's fields
-    variant: str, wall: float, ideal: float, clusters: int, url: str, slots: int, latency: float
-) -> Row:
-    st = sim_stats(url)
-    notes = f"K={slots} {latency:g}s/call; sim calls={st['calls']} max in service={st['max_in_service']}"
-    return Row("seed", variant, wall, clusters, "stories", ideal_s=ideal, notes=notes, extra={"sim": st})
-
-
-async def synthesize(address: str, articles: list[common_pb2.Article], model: str) -> int:
-    async def requests() -> AsyncIterator[synthesizer_pb2.SynthesizeRequest]:
-        yield synthesizer_pb2.SynthesizeRequest(
-            config=synthesizer_pb2.SynthesisConfig(job_id="bench", model=model)
-        )
-        for i in range(0, len(articles), STREAM_BATCH):
-            batch = common_pb2.ArticleBatch(articles=articles[i : i + STREAM_BATCH])
-            yield synthesizer_pb2.SynthesizeRequest(batch=batch)
-
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
-        return len([r async for r in stub.Synthesize(requests()) if r.WhichOneof("item") == "story"])
 
 
 async def run_job(store: StoreStub, urls: list[str], model: str) -> common_pb2.Job:
@@ -90,76 +76,136 @@ async def run_job(store: StoreStub, urls: list[str], model: str) -> common_pb2.J
     return (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
 
 
+def peers(
+    url: str, clusters: Clusters, model: str, profile: str
+) -> list[tuple[str, int, Callable[[], Awaitable[Any]]]]:
+    """(variant, its runs' multiplier: 1 = every run / 0 = one run, call)."""
+    k = capacity(profile)
+    out: list[tuple[str, int, Callable[[], Awaitable[Any]]]] = [
+        ("sequential loop", 0, lambda: asyncio.to_thread(sequential.run, url, clusters, model)),
+        ("ThreadPoolExecutor(3) (original)", 0,
+         lambda: asyncio.to_thread(threadpool.run, url, clusters, model)),
+        ("asyncio.gather + Semaphore(5)", 0, lambda: gather.run(url, clusters, model)),
+    ]  # fmt: skip
+    if profile == "cpu":
+        out.append(("plain gather + Semaphore(2)", 0, lambda: oracle.run(url, clusters, model, 2)))
+    out += [
+        (f"oracle: gather + Semaphore(K={k})", 1, lambda: oracle.run(url, clusters, model, k)),
+        ("unbounded gather (all at once)", 1, lambda: oracle.run(url, clusters, model, None)),
+    ]
+    return out
+
+
 async def run(env: BenchEnv) -> list[Row]:
-    latency = 0.2 if env.quick else 1.0
     articles = corpus_articles()
+    clusters = peer_clusters(articles)
+    e2e_ideal = {p: ideal(clusters, p)[1] for p in PROFILES}  # the job always covers the whole corpus
+    if env.quick:  # a few clusters, their articles only
+        clusters = clusters[:QUICK_CLUSTERS]
+        keep = {a.id for c in clusters for a in c}
+        articles = [a for a in articles if a.id in keep]
     rows: list[Row] = []
-    with simulator(slots=16, latency=latency) as url, corpus_server() as corpus:
-        services, addresses = await start_services(env, url)
+    with simulator(profile="queue") as url, corpus_server() as corpus:
+        services, addresses = await start_services(env, url, **SETTINGS)
         try:
-            # a long-running service is warm: imports done, connections to the LLM and Redis open
-            await synthesize(addresses["synthesizer"], articles[:20], f"warm-up-{uuid.uuid4().hex[:6]}")
-            for slots in (16, 3):
-                rows += await one_config(env, url, corpus, addresses, articles, slots, latency)
+            for i, profile in enumerate(PROFILES):
+                if i:  # a fresh synthesizer: the limiter back at its defaults
+                    services[-1] = await restart(services[-1])
+                rows += await one_profile(
+                    env, url, corpus, addresses, articles, clusters, profile, e2e_ideal[profile]
+                )
         finally:
             for proc in reversed(services):
                 proc.terminate(15)
     return rows
 
 
-async def one_config(  # noqa: PLR0917
-    env: BenchEnv,
-    url: str,
-    corpus: str,
-    addresses: dict[str, str],
-    articles: list[common_pb2.Article],
-    slots: int,
-    latency: float,
-) -> list[Row]:
-    rows: list[Row] = []
-    model = f"seed-{uuid.uuid4().hex[:6]}"
-    clusters = peer_clusters(articles)
-    ideal = math.ceil(len(clusters) / slots) * latency
-
-    peers: list[tuple[str, Any]] = [
-        ("sequential loop", lambda: asyncio.to_thread(sequential.run, url, clusters, model)),
-        ("ThreadPoolExecutor(3) (original)", lambda: asyncio.to_thread(threadpool.run, url, clusters, model)),
-        ("asyncio.gather + Semaphore(5)", lambda: gather.run(url, clusters, model)),
-    ]  # fmt: skip
+async def one_profile(  # noqa: PLR0917
+    env: BenchEnv, url: str, corpus: str, addresses: dict[str, str], articles: list[common_pb2.Article],
+    clusters: Clusters, profile: str, e2e_ideal: float,
+) -> list[Row]:  # fmt: skip
     runs = 1 if env.quick else 3
-
-    async def median_wall(call: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
-        walls, result = [], None
-        for _ in range(runs):
-            sim_reset(url, slots=slots, latency=latency, queue=1024)
-            start = time.perf_counter()
-            result = await call()
-            walls.append(time.perf_counter() - start)
-        return statistics.median(walls), result
-
-    for name, call in peers:
-        wall, _ = await median_wall(call)
-        rows.append(row(name, wall, ideal, len(clusters), url, slots, latency))
-
+    first_ideal, last_ideal = ideal(clusters, profile)
+    model = f"seed-{profile}-{uuid.uuid4().hex[:6]}"
+    n = len(clusters)
+    rows: list[Row] = []
+    for variant, every_run, call in peers(url, clusters, model, profile):
+        walls, results, st = await timed(url, profile, runs if every_run else 1, call)
+        notes = sim_notes(st)
+        if profile == "sloppy":
+            notes += (
+                f"; answers passing the checks {accepted(results[-1].texts, clusters)}/{n} (no regeneration)"
+            )
+        rows.append(median_row("seed", f"{profile}: {variant}", walls, [peer_first(r) for r in results], n,
+                               last_ideal, notes))  # fmt: skip
+    # storywire, on a synthesizer started afresh: one small warm-up stream first (a service is warm)
+    sim_reset(url, profile=profile)
+    synth = addresses["synthesizer"]
+    await stream(synth, articles[:20], f"warm-up-{uuid.uuid4().hex[:6]}")
     counter = iter(range(runs))
-    wall, stories = await median_wall(
-        lambda: synthesize(addresses["synthesizer"], articles, f"{model}-synth-{next(counter)}")
+    walls, results, st = await timed(
+        url, profile, runs, lambda: stream(synth, articles, f"{model}-synth-{next(counter)}")
     )
-    rows.append(row("storywire synthesizer (stream)", wall, ideal, stories, url, slots, latency))
-    if runs > 1:
-        for r in rows[-4:]:
-            r.notes += f"; median of {runs} runs"
+    rows.append(storywire_row(profile, walls, results, st, n, last_ideal, rows))
+    rows += await end_to_end(url, corpus, addresses["store"], profile, model, e2e_ideal, env.quick)
+    rows[0].notes += f"; ideal first story {first_ideal:.2f} s"
+    return rows
 
+
+def storywire_row(  # noqa: PLR0917
+    profile: str, walls: list[float], results: list[StreamRun], st: dict[str, Any], n: int, ideal_s: float,
+    peer_rows: list[Row],
+) -> Row:  # fmt: skip
+    last = results[-1]
+    limits = "/".join(str(r.limit_after) for r in results)
+    notes = f"{settings_note(SETTINGS)}; {sim_notes(st)}; limit after each run {limits}"
+    notes += f"; llm calls={last.llm_calls} grounding rejections={last.rejections} fallbacks={last.fallbacks}"
+    if profile == "sloppy":
+        notes += f"; accepted LLM stories {last.stories - last.fallbacks}/{n}"
+    firsts = [r.first_s for r in results]
+    variant = f"{profile}: storywire synthesizer (stream)"
+    row = median_row("seed", variant, walls, firsts, last.stories, ideal_s, notes)
+    oracle_row = next(r for r in peer_rows if "oracle" in r.variant)
+    best_first = min(peer_rows, key=lambda r: r.first_s or float("inf"))
+    row.notes += f"; oracle wall / this {oracle_row.wall_s / row.wall_s:.2f}"
+    row.notes += (
+        f"; best static first story {best_first.first_s:.2f} s ({best_first.variant.split(': ', 1)[1]})"
+    )
+    row.extra.update(
+        {"oracle_ratio": oracle_row.wall_s / row.wall_s, "best_static_first_s": best_first.first_s,
+         "runs": [r.__dict__ for r in results]}
+    )  # fmt: skip
+    return row
+
+
+async def end_to_end(  # noqa: PLR0917
+    url: str, corpus: str, store_address: str, profile: str, model: str, ideal_s: float, quick: bool
+) -> list[Row]:
+    """The job through the three services (on queue and sloppy; quick: queue only), and on queue again
+    from the cache."""
     paths: list[str] = json.loads((SAMPLE / "manifest.json").read_text())["job_urls"]
-    async with grpc.aio.insecure_channel(addresses["store"]) as channel:
+    variants = ["storywire end to end (3 services)"]
+    if profile == "queue":
+        variants.append("storywire warm rerun (cache)")
+    elif profile != "sloppy" or quick:  # the job's stored stories matter on sloppy (accepted or not)
+        return []
+    rows = []
+    async with grpc.aio.insecure_channel(store_address) as channel:
         store = store_pb2_grpc.StoreServiceStub(channel)
-        for variant in ("storywire end to end (3 services)", "storywire warm rerun (cache)"):
-            sim_reset(url, slots=slots, latency=latency, queue=1024)
+        for variant in variants:
+            sim_reset(url, profile=profile)
             start = time.perf_counter()
             job = await run_job(store, [corpus + p for p in paths], model + "-e2e")
             wall = time.perf_counter() - start
             stored = next((s.done for s in job.stages if s.stage == common_pb2.STAGE_STORE), 0)
-            r = row(variant, wall, ideal if "warm" not in variant else 0.0, stored, url, slots, latency)
-            r.notes += f"; llm_calls={job.totals.llm_calls} cache_hits={job.totals.cache_hits}"
-            rows.append(r)
+            t = job.totals
+            notes = (
+                f"{settings_note(SETTINGS)}; {sim_notes(sim_stats(url))}; llm_calls={t.llm_calls} "
+                f"cache_hits={t.cache_hits} "
+                f"grounding rejections={t.grounding_rejections} fallbacks={t.fallbacks}; "
+                f"accepted LLM stories {stored - t.fallbacks}/{stored}; includes fetching the 33 URLs"
+            )
+            warm = "warm" in variant
+            rows.append(Row("seed", f"{profile}: {variant}", wall, stored, "stories",
+                            ideal_s=None if warm else ideal_s, notes=notes))  # fmt: skip
     return rows

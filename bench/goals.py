@@ -1,0 +1,73 @@
+"""The goals of the LLM benchmarks (issue 19), checked from a results file's rows:
+
+- oracle wall / storywire wall >= 0.95 (storywire matches a peer told the capacity, without being told);
+- storywire ahead of every peer whose efficiency is below 0.9;
+- on ``cpu``, storywire's time to the first story within 1.2x the best static limit's;
+- on ``sloppy`` (30 % bad answers), an accepted LLM story for >= 85 % of the clusters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ORACLE_RATIO, PEER_EFFICIENCY, FIRST_RATIO, ACCEPTED = 0.95, 0.9, 1.2, 0.85
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """LLM rows by ``scenario profile`` (``seed queue``, ``adaptive K=4`` ...)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["scenario"] in {"seed", "adaptive"}:
+            groups.setdefault(f"{r['scenario']} {r['variant'].split(':', 1)[0]}", []).append(r)
+    return groups
+
+
+def goal_rows(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(where, goal, figures and verdict) for every goal the file has the rows for."""
+    out = []
+    for where, group in _groups(rows).items():
+        mine = [
+            r for r in group if "storywire synthesizer" in r["variant"] or "storywire default" in r["variant"]
+        ]
+        oracle = [r for r in group if "oracle" in r["variant"]]
+        if not mine or not oracle:
+            continue
+        sw, orc = mine[0], oracle[0]
+        ratio = orc["wall_s"] / sw["wall_s"]
+        measured = (
+            f"{orc['wall_s']:.3f} / {sw['wall_s']:.3f} = {ratio:.2f}: {_verdict(ratio >= ORACLE_RATIO)}"
+        )
+        out.append((where, f"oracle wall / storywire wall >= {ORACLE_RATIO}", measured))
+        weak = [
+            r for r in group if "storywire" not in r["variant"] and (r["efficiency"] or 1) < PEER_EFFICIENCY
+        ]
+        behind = [r for r in weak if r["wall_s"] <= sw["wall_s"]]
+        names = ", ".join(f"{r['variant'].split(': ', 1)[1]} {r['wall_s']:.3f}" for r in behind)
+        out.append((where, f"ahead of every peer below {PEER_EFFICIENCY} of the ideal",
+                    f"{len(weak) - len(behind)} of {len(weak)}" + (f"; not of {names}" if names else "")
+                    + f": {_verdict(not behind)}"))  # fmt: skip
+        if where == "seed cpu":
+            best = sw["extra"]["best_static_first_s"]
+            first = sw["first_s"] / best
+            runs = ", ".join(f"{f:.3f}" for f in sw["extra"]["firsts"])
+            out.append((where, f"first story within {FIRST_RATIO}x the best static limit's",
+                        f"{sw['first_s']:.3f} s (runs {runs}) / {best:.3f} s = {first:.2f}x: "
+                        f"{_verdict(first <= FIRST_RATIO)}"))  # fmt: skip
+        if where == "seed sloppy":
+            run = sw["extra"]["runs"][-1]
+            share = (run["stories"] - run["fallbacks"]) / run["stories"]
+            out.append((where, f"accepted LLM story for >= {ACCEPTED:.0%} of clusters",
+                        f"{run['stories'] - run['fallbacks']}/{run['stories']} = {share:.0%} with "
+                        f"{run['llm_calls']} calls for {run['stories']} clusters ({run['rejections']} "
+                        f"grounding rejections): {_verdict(share >= ACCEPTED)}"))  # fmt: skip
+    return out
+
+
+def goals_table(payload: dict[str, Any]) -> str:
+    lines = ["| where | goal | measured |", "| --- | --- | --- |"]
+    lines += [f"| {w} | {g} | {m} |" for w, g, m in goal_rows(payload["rows"])]
+    return "\n".join(lines)

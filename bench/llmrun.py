@@ -1,0 +1,170 @@
+"""What the LLM scenarios share: storywire's Synthesize stream timed to its first and last story, the
+peers timed the same way, and the ideal wall time by the simulator's own service model."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from storywire.v1 import common_pb2, synthesizer_pb2, synthesizer_pb2_grpc
+
+from bench.peers.common import PeerRun, payload
+from bench.procs import sim_reset, sim_stats
+from bench.report import Row
+from devtools.corpus.synthetic import synthetic_article
+from devtools.llmsim import answer_for, profile_config
+from devtools.simmodel import PROFILES, makespan, solo_seconds
+from runtime.ids import article_id, content_hash
+from services.synthesizer.stories import grounding
+from services.synthesizer.stories.prompt import SourceArticle, parse_answer
+
+STREAM_BATCH = 50  # articles per Synthesize message
+
+
+@dataclass
+class StreamRun:
+    """One Synthesize stream: when its first and last story came, and what it cost."""
+
+    wall_s: float
+    first_s: float
+    stories: int
+    fallbacks: int
+    llm_calls: int
+    rejections: int
+    limit_after: int
+
+
+def to_proto(title: str, text: str, url: str) -> common_pb2.Article:
+    digest = content_hash(title, text)
+    aid = article_id(url, digest)
+    return common_pb2.Article(id=aid, url=url, canonical_url=url, content_hash=digest, title=title, text=text)
+
+
+def synthetic_articles(events: int, salt: str, per_event: int = 2) -> list[common_pb2.Article]:
+    """``events`` clusters of ``per_event`` articles each (the synthetic corpus's made-up vocabularies)."""
+    return [
+        to_proto(*synthetic_article(e, i), f"http://synthetic.test/{salt}/{e}/{i}")
+        for e in range(events)
+        for i in range(per_event)
+    ]
+
+
+async def stream(address: str, articles: Sequence[common_pb2.Article], model: str) -> StreamRun:
+    """Articles in through the synthesizer's Synthesize stream; timed from the first message sent."""
+
+    async def requests() -> AsyncIterator[synthesizer_pb2.SynthesizeRequest]:
+        config = synthesizer_pb2.SynthesisConfig(job_id="bench", model=model)
+        yield synthesizer_pb2.SynthesizeRequest(config=config)
+        for i in range(0, len(articles), STREAM_BATCH):
+            batch = common_pb2.ArticleBatch(articles=articles[i : i + STREAM_BATCH])
+            yield synthesizer_pb2.SynthesizeRequest(batch=batch)
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
+        start = time.perf_counter()
+        first, stories, fallbacks = 0.0, 0, 0
+        totals = common_pb2.SynthesisTotals()
+        async for reply in stub.Synthesize(requests()):
+            kind = reply.WhichOneof("item")
+            if kind == "story":
+                stories += 1
+                fallbacks += reply.story.fallback
+                first = first or time.perf_counter() - start
+            elif kind == "summary":
+                totals = reply.summary.totals
+        wall = time.perf_counter() - start
+        stats = await stub.GetCacheStats(synthesizer_pb2.GetCacheStatsRequest())
+    return StreamRun(
+        wall,
+        first,
+        stories,
+        fallbacks,
+        totals.llm_calls,
+        totals.grounding_rejections,
+        stats.concurrency_limit,
+    )
+
+
+def works(clusters: Sequence[Sequence[SourceArticle]], profile: str, **changes: Any) -> list[float]:
+    """Each cluster's solo service time on the simulator with this profile (its own token rule)."""
+    cfg = profile_config(profile, **changes)
+    out = []
+    for cluster in clusters:
+        prompt = "\n".join(m["content"] for m in payload(cluster, "m")["messages"])
+        out.append(
+            solo_seconds(
+                max(1, len(prompt) // 4), max(1, len(answer_for(prompt)) // 4), ttft=cfg.ttft,
+                prompt_tps=cfg.prompt_tps, tokens_per_second=cfg.tokens_per_second, latency=cfg.latency,
+            )
+        )  # fmt: skip
+    return out
+
+
+def ideal(clusters: Sequence[Sequence[SourceArticle]], profile: str, **changes: Any) -> tuple[float, float]:
+    """(first story, last story) for a client that knows the backend and sends everything at once (or,
+    under a window budget, as soon as the window has room): the model's lower bound."""
+    cfg = profile_config(profile, **changes)
+    return makespan(
+        sorted(works(clusters, profile, **changes)), slots=cfg.slots, batch_slowdown=cfg.batch_slowdown,
+        window_seconds=cfg.window_seconds, window_requests=cfg.window_requests,
+    )  # fmt: skip
+
+
+def accepted(texts: Sequence[str], clusters: Sequence[Sequence[SourceArticle]]) -> int:
+    """How many answers would pass storywire's format and grounding checks (peers check nothing)."""
+    by_title = {c[0].title: c for c in clusters}
+    ok = 0
+    for text in texts:
+        parsed = parse_answer(text)
+        if parsed is None:
+            continue
+        cluster = by_title.get(parsed[0]) or [a for c in clusters for a in c]
+        ok += not grounding.check(parsed[0], parsed[1], cluster)
+    return ok
+
+
+async def timed(
+    url: str, profile: str, runs: int, call: Callable[[], Awaitable[Any]], **changes: Any
+) -> tuple[list[float], list[Any], dict[str, Any]]:
+    """``runs`` runs of ``call`` on a freshly reset simulator: their walls, results and the last run's
+    simulator counters."""
+    walls, results = [], []
+    stats: dict[str, Any] = {}
+    for _ in range(runs):
+        sim_reset(url, profile=profile, **changes)
+        start = time.perf_counter()
+        results.append(await call())
+        walls.append(time.perf_counter() - start)
+        stats = sim_stats(url)
+    return walls, results, stats
+
+
+def sim_notes(stats: dict[str, Any]) -> str:
+    notes = f"sim calls={stats['calls']} max in service={stats['max_in_service']}"
+    if stats["rejected_429"]:
+        notes += f" 429s={stats['rejected_429']}"
+    return notes
+
+
+def median_row(  # noqa: PLR0917 - a row's fields
+    scenario: str, variant: str, walls: list[float], firsts: list[float], items: int, ideal_s: float,
+    notes: str,
+) -> Row:  # fmt: skip
+    runs = f"; median of {len(walls)} runs" if len(walls) > 1 else ""
+    return Row(
+        scenario, variant, statistics.median(walls), items, "stories", ideal_s=ideal_s,
+        first_s=statistics.median(firsts), notes=notes + runs,
+        extra={"walls": walls, "firsts": firsts},
+    )  # fmt: skip
+
+
+def peer_first(result: Any) -> float:
+    return result.first_s if isinstance(result, PeerRun) else 0.0
+
+
+def capacity(profile: str) -> int:
+    return PROFILES[profile].capacity
