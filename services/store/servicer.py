@@ -125,6 +125,8 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + wait
             while True:
+                if context.cancelled():  # the worker is gone (stopping): a claim now would be lost
+                    return store_pb2.ClaimJobResponse()
                 claimed = await self.jobs.claim(request.worker_id, lease)
                 if claimed is not None:
                     job, token = claimed

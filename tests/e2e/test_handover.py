@@ -13,6 +13,7 @@ import pytest
 from storywire.v1 import common_pb2, store_pb2
 
 from devtools.stack.proc import free_port
+from services.synthesizer.pipeline.jobrun import STOPPING_RELEASE_DELAY
 from services.synthesizer.settings import SynthesizerSettings
 from tests.e2e.conftest import Deployment, Store, job_stories, submit
 from tests.helpers import ServiceProcess, wait_serving
@@ -60,7 +61,9 @@ async def stop_first_then_resume(
     first.signal(sig)
     calls_at_signal = deployment.sim.stats.calls
     resumed = None
+    warnings: list[str] = []
     async for at, event in events:
+        warnings += [event.warning] if event.warning else []
         if event.WhichOneof("event") == "snapshot" and event.snapshot.attempts == 2 and resumed is None:
             resumed = at - signalled
         if event.WhichOneof("event") == "snapshot" and event.snapshot.state >= common_pb2.JOB_STATE_DONE:
@@ -69,7 +72,7 @@ async def stop_first_then_resume(
     code, output = await asyncio.to_thread(first.wait, 30)
     done = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
     assert done.state == common_pb2.JOB_STATE_DONE, done.error
-    assert done.attempts == 2
+    assert done.attempts == 2, warnings
     stored = await job_stories(store, job.id)
     assert len(stored) == len({s.cluster_key for s in stored}) == 14
     assert not any(s.fallback for s in stored)

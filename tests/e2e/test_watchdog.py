@@ -61,6 +61,12 @@ async def test_a_hung_story_stream_fails_the_attempt_and_the_job_is_retried(
     idle = stalls(events)
     assert len(idle) == 1, [e.warning for e in events if e.warning]
     assert WATCHDOG <= idle[0] < WATCHDOG + 2, "the attempt fails within the watchdog time"
+    # given back at once: the next attempt starts after the 1 s retry delay, not after a lease
+    given_back = next(e.time.ToDatetime() for e in events if "gave the job back" in e.warning)
+    restarted = next(e.time.ToDatetime() for e in events if e.snapshot.attempts == 2)
+    handover = (restarted - given_back).total_seconds()
+    print(f"hung PutStories: next attempt {handover:.2f} s after the stalled one gave the job back")
+    assert handover < 4
 
 
 async def test_a_store_that_never_reads_fails_the_job_with_the_reason(

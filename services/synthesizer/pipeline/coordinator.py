@@ -40,6 +40,7 @@ class Coordinator:
         self.store: StoreStub = store_pb2_grpc.StoreServiceStub(self._store_channel)
         self.fetcher: FetcherStub = fetcher_pb2_grpc.FetcherServiceStub(self._fetcher_channel)
         self._loops: list[asyncio.Task[None]] = []
+        self._running: set[asyncio.Task[None]] = set()  # loops running a job (the others wait in ClaimJob)
         self.stopping = False
         # the deadline of every unary call: well within the lease, so a hung call cannot outlive it
         self.rpc_timeout = max(settings.worker_lease_seconds / 2, 1.0)
@@ -55,6 +56,11 @@ class Coordinator:
         if self.stopping:
             return
         self.stopping = True
+        # first the loops waiting in ClaimJob: their cancelled long polls must not claim the jobs given back
+        idle = [t for t in self._loops if t not in self._running]
+        for task in idle:
+            task.cancel()
+        await asyncio.gather(*idle, return_exceptions=True)
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
@@ -101,7 +107,13 @@ class Coordinator:
                 log.info("the store is available again", address=self.settings.store_address)
             failing_since, last_warning, delay = None, 0.0, 0.2
             if reply.HasField("job"):
-                await self._run(reply.job, reply.lease_token)
+                task = asyncio.current_task()
+                assert task is not None
+                self._running.add(task)
+                try:
+                    await self._run(reply.job, reply.lease_token)
+                finally:
+                    self._running.discard(task)
 
     async def _run(self, job: common_pb2.Job, lease_token: str) -> None:
         parent = propagate.extract({"traceparent": job.traceparent}) if job.traceparent else None

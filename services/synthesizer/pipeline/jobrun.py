@@ -31,6 +31,9 @@ STORY_CHUNK = 50
 FETCH_BATCH = 250  # articles per Fetch message
 CHUNK_LINGER = 0.02  # seconds a write chunk waits for more items before it is sent
 S = common_pb2
+#: a stopping replica's job becomes claimable after this long: the replica's own long polls, cancelled as
+#: it stops, are gone by then and cannot take the job back (the store may see their cancellation late)
+STOPPING_RELEASE_DELAY = 0.5
 ArticleQueue = asyncio.Queue[common_pb2.Article | None]
 
 
@@ -49,7 +52,7 @@ class JobRun(LeasedRun):
             await self._infrastructure_failure(str(exc))
         except asyncio.CancelledError:
             if self.c.stopping:
-                await self._release("the worker is stopping", 0.0)
+                await self._release("the worker is stopping", STOPPING_RELEASE_DELAY)
             raise
 
     async def _run(self) -> None:
