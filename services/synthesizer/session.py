@@ -39,6 +39,7 @@ TIERS = {
 
 
 _END = object()
+INBOX_SIZE = 4096  # articles read ahead while the session clusters
 R = TypeVar("R")
 
 
@@ -138,7 +139,7 @@ class SynthesisSession:
         self._out: asyncio.Queue[synthesizer_pb2.SynthesizeResponse | BaseException | None] = asyncio.Queue()
         self._active = 0  # the driver, plus one task per cluster being written or retired
         self._tasks: set[asyncio.Task[None]] = set()
-        inbox: asyncio.Queue[object] = asyncio.Queue()
+        inbox: asyncio.Queue[object] = asyncio.Queue(maxsize=INBOX_SIZE)  # backpressure to the input
         reader = asyncio.create_task(self._read(articles, inbox))
         self._spawn(self._drive(inbox))
         try:
@@ -182,11 +183,11 @@ class SynthesisSession:
         """Drain the input into ``inbox`` to its end; an input error follows the articles before it."""
         try:
             async for article in articles:
-                inbox.put_nowait(article)
+                await inbox.put(article)
         except Exception as exc:
-            inbox.put_nowait(exc)
+            await inbox.put(exc)
         else:
-            inbox.put_nowait(_END)
+            await inbox.put(_END)
 
     async def _drive(self, inbox: asyncio.Queue[object]) -> None:
         idle = self.config.release_idle

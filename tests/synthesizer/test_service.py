@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -13,7 +14,9 @@ from runtime.ids import article_id, content_hash
 from runtime.server import start_server
 from runtime.stubs import SynthesizerStub as Stub
 from services.synthesizer.service import SynthesizerService
+from services.synthesizer.session import doc_of
 from tests.synthesizer.conftest import Sim, engine_for
+from tests.synthesizer.sessionkit import settle
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +105,37 @@ async def test_protocol_errors_are_invalid_argument(sim: Sim) -> None:
             assert info.value.details() == "config.similarity_threshold: 3.0 is outside [0.01, 1]"
     finally:
         await handle.stop()
+
+
+async def test_a_client_stream_that_pauses_is_read_to_its_end(sim: Sim) -> None:
+    """The default release interval passes while the client stream is quiet: provisional stories come
+    back during the pause, and the rest of the stream is still read (the timer never touches it)."""
+    service = SynthesizerService(engine_for(sim.url, worker_enabled=False).settings)
+    handle = await start_server(service, service.settings, 0)
+    articles = corpus_articles()
+    first_story = asyncio.Event()
+
+    async def paused() -> AsyncIterator[synthesizer_pb2.SynthesizeRequest]:
+        yield synthesizer_pb2.SynthesizeRequest(config=synthesizer_pb2.SynthesisConfig(job_id="paused"))
+        for a in articles[:100]:
+            yield synthesizer_pb2.SynthesizeRequest(article=a)
+        await asyncio.wait_for(first_story.wait(), 60)  # quiet until a story has come back
+        for a in articles[100:]:
+            yield synthesizer_pb2.SynthesizeRequest(article=a)
+
+    responses = []
+    try:
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            stub: Stub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
+            async for r in stub.Synthesize(paused()):
+                responses.append(r)
+                if r.WhichOneof("item") == "story":
+                    first_story.set()
+    finally:
+        await handle.stop()
+    settled = settle(responses, {a.id for a in articles})
+    assert settled.provisional, "the pause released provisional clusters"
+    assert len(settled.final) == 14
+    backend = service.engine.cluster_backend  # the final stories: all the articles clustered at once
+    at_once = backend.cluster([doc_of(a) for a in articles], backend.default_threshold)
+    assert settled.final == {c.key: frozenset(d.id for d in c.docs) for c in at_once if len(c.docs) >= 2}

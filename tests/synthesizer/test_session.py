@@ -22,7 +22,7 @@ T = TypeVar("T")
 def in_loop_time(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on an event loop whose clock fast-forwards over idle waits (``looptime``): a 3 s
     pause at the real 500 ms release interval costs milliseconds."""
-    loop = looptime.new_event_loop(start=0.0, _enabled=True)
+    loop = looptime.new_event_loop(start=0.0)  # fast-forwarding from the start
     try:
         return loop.run_until_complete(asyncio.wait_for(coro, 600))
     finally:
