@@ -110,6 +110,9 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
     model: Annotated[str, typer.Option(help="LLM model (empty = synthesizer default)")] = "",
     max_concurrency: Annotated[int, typer.Option(help="cap on concurrent LLM calls (0 = adaptive)")] = 0,
     max_articles: Annotated[int, typer.Option(help="stop after this many articles (0 = no limit)")] = 0,
+    full_text: Annotated[
+        bool, typer.Option(help="read each teaser entry's page for the article's full text")
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Submit a job, watch its progress, then print its stories and a per-stage timing table."""
@@ -121,6 +124,7 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
         model=model,
         max_concurrency=max_concurrency,
         max_articles=max_articles,
+        full_text=common_pb2.FULL_TEXT_AUTO if full_text else common_pb2.FULL_TEXT_OFF,
     )
     spec = common_pb2.JobSpec(urls=urls, options=options, name=name)
 

@@ -26,49 +26,53 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19storywire/v1/common.proto\x12\x0cstorywire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x02\n\nJobOptions\x12\x19\n\x11time_window_hours\x18\x01 \x01(\x01\x12\x1e\n\x16min_articles_per_story\x18\x02 \x01(\x05\x12\x1c\n\x14similarity_threshold\x18\x03 \x01(\x01\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\x05\x12\x14\n\x0cmax_articles\x18\x06 \x01(\x05\x12\x1c\n\x14per_host_concurrency\x18\x07 \x01(\x05\x12\x1d\n\x15\x66\x65tch_timeout_seconds\x18\x08 \x01(\x01\x12\x17\n\x0f\x66\x65tch_full_text\x18\t \x01(\x08\x12\x12\n\nmax_tokens\x18\n \x01(\x05\x12\x18\n\x0btemperature\x18\x0b \x01(\x01H\x00\x88\x01\x01\x42\x0e\n\x0c_temperature\"P\n\x07JobSpec\x12\x0c\n\x04urls\x18\x01 \x03(\t\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.storywire.v1.JobOptions\x12\x0c\n\x04name\x18\x03 \x01(\t\"\xed\x01\n\rStageProgress\x12\"\n\x05stage\x18\x01 \x01(\x0e\x32\x13.storywire.v1.Stage\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12*\n\x07\x65lapsed\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x11\n\testimated\x18\x03 \x01(\x08\"\xbb\x01\n\x0fSynthesisTotals\x12\x11\n\tllm_calls\x18\x01 \x01(\x03\x12\x12\n\ncache_hits\x18\x02 \x01(\x03\x12\x11\n\tfallbacks\x18\x03 \x01(\x03\x12\x1c\n\x14grounding_rejections\x18\x04 \x01(\x03\x12\'\n\x05usage\x18\x05 \x01(\x0b\x32\x18.storywire.v1.TokenUsage\x12\'\n\x05saved\x18\x06 \x01(\x0b\x32\x18.storywire.v1.TokenUsage\"\xc2\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x04spec\x18\x02 \x01(\x0b\x32\x15.storywire.v1.JobSpec\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.storywire.v1.JobState\x12+\n\x06stages\x18\x04 \x03(\x0b\x32\x1b.storywire.v1.StageProgress\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12-\n\x06totals\x18\x07 \x01(\x0b\x32\x1d.storywire.v1.SynthesisTotals\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\x05\x12\x13\n\x0btraceparent\x18\r \x01(\t\"\xf2\x01\n\x07\x41rticle\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x15\n\rcanonical_url\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x30\n\x0cpublished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsource_url\x18\x08 \x01(\t\x12.\n\nfetched_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61uthor\x18\n \x01(\t\"R\n\x07\x43luster\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x13\n\x0b\x61rticle_ids\x18\x02 \x03(\t\x12\x10\n\x08\x63ohesion\x18\x03 \x01(\x01\x12\x13\n\x0bprovisional\x18\x04 \x01(\x08\"a\n\x0eLeftOutArticle\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12+\n\x06reason\x18\x02 \x01(\x0e\x32\x1b.storywire.v1.LeftOutReason\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x96\x03\n\x05Story\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63luster_key\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x16\n\x0eprompt_version\x18\x07 \x01(\t\x12\'\n\x05usage\x18\x08 \x01(\x0b\x32\x18.storywire.v1.TokenUsage\x12\x11\n\tcache_hit\x18\t \x01(\x08\x12+\n\ncache_tier\x18\n \x01(\x0e\x32\x17.storywire.v1.CacheTier\x12\x10\n\x08\x66\x61llback\x18\x0b \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x0c \x01(\t\x12\x13\n\x0b\x61rticle_ids\x18\r \x03(\t\x12*\n\x07latency\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08\x61ttempts\x18\x0f \x01(\x05\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"r\n\x0bWriteResult\x12\x10\n\x08inserted\x18\x01 \x01(\x03\x12\x0f\n\x07updated\x18\x02 \x01(\x03\x12\x12\n\nduplicates\x18\x03 \x01(\x03\x12,\n\x08rejected\x18\x04 \x03(\x0b\x32\x1a.storywire.v1.RejectedItem\":\n\x0cRejectedItem\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xbb\x01\n\x0e\x43\x61\x63heTierStats\x12%\n\x04tier\x18\x01 \x01(\x0e\x32\x17.storywire.v1.CacheTier\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x0e\n\x06misses\x18\x03 \x01(\x03\x12\x0e\n\x06writes\x18\x04 \x01(\x03\x12\x11\n\tevictions\x18\x05 \x01(\x03\x12\r\n\x05\x62ytes\x18\x06 \x01(\x03\x12\x0f\n\x07\x65ntries\x18\x07 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x08 \x01(\x03\x12\x11\n\tavailable\x18\t \x01(\x08\"7\n\x0c\x41rticleBatch\x12\'\n\x08\x61rticles\x18\x01 \x03(\x0b\x32\x15.storywire.v1.Article*i\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_FETCH\x10\x01\x12\x11\n\rSTAGE_CLUSTER\x10\x02\x12\x14\n\x10STAGE_SYNTHESIZE\x10\x03\x12\x0f\n\x0bSTAGE_STORE\x10\x04*\xc9\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x16\n\x12JOB_STATE_FETCHING\x10\x02\x12\x1a\n\x16JOB_STATE_SYNTHESIZING\x10\x03\x12\x15\n\x11JOB_STATE_STORING\x10\x04\x12\x12\n\x0eJOB_STATE_DONE\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07*\x7f\n\tCacheTier\x12\x1a\n\x16\x43\x41\x43HE_TIER_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43\x41\x43HE_TIER_MISS\x10\x01\x12\x15\n\x11\x43\x41\x43HE_TIER_MEMORY\x10\x02\x12\x14\n\x10\x43\x41\x43HE_TIER_REDIS\x10\x03\x12\x14\n\x10\x43\x41\x43HE_TIER_STORE\x10\x04*\xbe\x03\n\x0e\x46\x65tchErrorCode\x12 \n\x1c\x46\x45TCH_ERROR_CODE_UNSPECIFIED\x10\x00\x12 \n\x1c\x46\x45TCH_ERROR_CODE_INVALID_URL\x10\x01\x12$\n FETCH_ERROR_CODE_BLOCKED_ADDRESS\x10\x02\x12\x18\n\x14\x46\x45TCH_ERROR_CODE_DNS\x10\x03\x12\x1c\n\x18\x46\x45TCH_ERROR_CODE_CONNECT\x10\x04\x12\x1c\n\x18\x46\x45TCH_ERROR_CODE_TIMEOUT\x10\x05\x12 \n\x1c\x46\x45TCH_ERROR_CODE_HTTP_STATUS\x10\x06\x12\'\n#FETCH_ERROR_CODE_TOO_MANY_REDIRECTS\x10\x07\x12\x1e\n\x1a\x46\x45TCH_ERROR_CODE_TOO_LARGE\x10\x08\x12\x1b\n\x17\x46\x45TCH_ERROR_CODE_DECODE\x10\t\x12(\n$FETCH_ERROR_CODE_UNSUPPORTED_CONTENT\x10\n\x12\x1a\n\x16\x46\x45TCH_ERROR_CODE_PARSE\x10\x0b\x12\x1e\n\x1a\x46\x45TCH_ERROR_CODE_CANCELLED\x10\x0c*\xf2\x01\n\rLeftOutReason\x12\x1f\n\x1bLEFT_OUT_REASON_UNSPECIFIED\x10\x00\x12%\n!LEFT_OUT_REASON_CLUSTER_TOO_SMALL\x10\x01\x12!\n\x1dLEFT_OUT_REASON_OUT_OF_WINDOW\x10\x02\x12\x1d\n\x19LEFT_OUT_REASON_DUPLICATE\x10\x03\x12\x19\n\x15LEFT_OUT_REASON_EMPTY\x10\x04\x12\x1e\n\x1aLEFT_OUT_REASON_OVER_LIMIT\x10\x05\x12\x1c\n\x18LEFT_OUT_REASON_REJECTED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19storywire/v1/common.proto\x12\x0cstorywire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\nJobOptions\x12\x19\n\x11time_window_hours\x18\x01 \x01(\x01\x12\x1e\n\x16min_articles_per_story\x18\x02 \x01(\x05\x12\x1c\n\x14similarity_threshold\x18\x03 \x01(\x01\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\x05\x12\x14\n\x0cmax_articles\x18\x06 \x01(\x05\x12\x1c\n\x14per_host_concurrency\x18\x07 \x01(\x05\x12\x1d\n\x15\x66\x65tch_timeout_seconds\x18\x08 \x01(\x01\x12\x1b\n\x0f\x66\x65tch_full_text\x18\t \x01(\x08\x42\x02\x18\x01\x12\x12\n\nmax_tokens\x18\n \x01(\x05\x12\x18\n\x0btemperature\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12)\n\tfull_text\x18\x0c \x01(\x0e\x32\x16.storywire.v1.FullTextB\x0e\n\x0c_temperature\"P\n\x07JobSpec\x12\x0c\n\x04urls\x18\x01 \x03(\t\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.storywire.v1.JobOptions\x12\x0c\n\x04name\x18\x03 \x01(\t\"\xed\x01\n\rStageProgress\x12\"\n\x05stage\x18\x01 \x01(\x0e\x32\x13.storywire.v1.Stage\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12*\n\x07\x65lapsed\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x11\n\testimated\x18\x03 \x01(\x08\"\xbb\x01\n\x0fSynthesisTotals\x12\x11\n\tllm_calls\x18\x01 \x01(\x03\x12\x12\n\ncache_hits\x18\x02 \x01(\x03\x12\x11\n\tfallbacks\x18\x03 \x01(\x03\x12\x1c\n\x14grounding_rejections\x18\x04 \x01(\x03\x12\'\n\x05usage\x18\x05 \x01(\x0b\x32\x18.storywire.v1.TokenUsage\x12\'\n\x05saved\x18\x06 \x01(\x0b\x32\x18.storywire.v1.TokenUsage\"\xc2\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x04spec\x18\x02 \x01(\x0b\x32\x15.storywire.v1.JobSpec\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.storywire.v1.JobState\x12+\n\x06stages\x18\x04 \x03(\x0b\x32\x1b.storywire.v1.StageProgress\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12-\n\x06totals\x18\x07 \x01(\x0b\x32\x1d.storywire.v1.SynthesisTotals\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\x05\x12\x13\n\x0btraceparent\x18\r \x01(\t\"\xf2\x01\n\x07\x41rticle\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x15\n\rcanonical_url\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x30\n\x0cpublished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsource_url\x18\x08 \x01(\t\x12.\n\nfetched_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61uthor\x18\n \x01(\t\"R\n\x07\x43luster\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x13\n\x0b\x61rticle_ids\x18\x02 \x03(\t\x12\x10\n\x08\x63ohesion\x18\x03 \x01(\x01\x12\x13\n\x0bprovisional\x18\x04 \x01(\x08\"a\n\x0eLeftOutArticle\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12+\n\x06reason\x18\x02 \x01(\x0e\x32\x1b.storywire.v1.LeftOutReason\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x96\x03\n\x05Story\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63luster_key\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x16\n\x0eprompt_version\x18\x07 \x01(\t\x12\'\n\x05usage\x18\x08 \x01(\x0b\x32\x18.storywire.v1.TokenUsage\x12\x11\n\tcache_hit\x18\t \x01(\x08\x12+\n\ncache_tier\x18\n \x01(\x0e\x32\x17.storywire.v1.CacheTier\x12\x10\n\x08\x66\x61llback\x18\x0b \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x0c \x01(\t\x12\x13\n\x0b\x61rticle_ids\x18\r \x03(\t\x12*\n\x07latency\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08\x61ttempts\x18\x0f \x01(\x05\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"r\n\x0bWriteResult\x12\x10\n\x08inserted\x18\x01 \x01(\x03\x12\x0f\n\x07updated\x18\x02 \x01(\x03\x12\x12\n\nduplicates\x18\x03 \x01(\x03\x12,\n\x08rejected\x18\x04 \x03(\x0b\x32\x1a.storywire.v1.RejectedItem\":\n\x0cRejectedItem\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xbb\x01\n\x0e\x43\x61\x63heTierStats\x12%\n\x04tier\x18\x01 \x01(\x0e\x32\x17.storywire.v1.CacheTier\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x0e\n\x06misses\x18\x03 \x01(\x03\x12\x0e\n\x06writes\x18\x04 \x01(\x03\x12\x11\n\tevictions\x18\x05 \x01(\x03\x12\r\n\x05\x62ytes\x18\x06 \x01(\x03\x12\x0f\n\x07\x65ntries\x18\x07 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x08 \x01(\x03\x12\x11\n\tavailable\x18\t \x01(\x08\"7\n\x0c\x41rticleBatch\x12\'\n\x08\x61rticles\x18\x01 \x03(\x0b\x32\x15.storywire.v1.Article*i\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_FETCH\x10\x01\x12\x11\n\rSTAGE_CLUSTER\x10\x02\x12\x14\n\x10STAGE_SYNTHESIZE\x10\x03\x12\x0f\n\x0bSTAGE_STORE\x10\x04*\xc9\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x16\n\x12JOB_STATE_FETCHING\x10\x02\x12\x1a\n\x16JOB_STATE_SYNTHESIZING\x10\x03\x12\x15\n\x11JOB_STATE_STORING\x10\x04\x12\x12\n\x0eJOB_STATE_DONE\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07*\x7f\n\tCacheTier\x12\x1a\n\x16\x43\x41\x43HE_TIER_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43\x41\x43HE_TIER_MISS\x10\x01\x12\x15\n\x11\x43\x41\x43HE_TIER_MEMORY\x10\x02\x12\x14\n\x10\x43\x41\x43HE_TIER_REDIS\x10\x03\x12\x14\n\x10\x43\x41\x43HE_TIER_STORE\x10\x04*\xbe\x03\n\x0e\x46\x65tchErrorCode\x12 \n\x1c\x46\x45TCH_ERROR_CODE_UNSPECIFIED\x10\x00\x12 \n\x1c\x46\x45TCH_ERROR_CODE_INVALID_URL\x10\x01\x12$\n FETCH_ERROR_CODE_BLOCKED_ADDRESS\x10\x02\x12\x18\n\x14\x46\x45TCH_ERROR_CODE_DNS\x10\x03\x12\x1c\n\x18\x46\x45TCH_ERROR_CODE_CONNECT\x10\x04\x12\x1c\n\x18\x46\x45TCH_ERROR_CODE_TIMEOUT\x10\x05\x12 \n\x1c\x46\x45TCH_ERROR_CODE_HTTP_STATUS\x10\x06\x12\'\n#FETCH_ERROR_CODE_TOO_MANY_REDIRECTS\x10\x07\x12\x1e\n\x1a\x46\x45TCH_ERROR_CODE_TOO_LARGE\x10\x08\x12\x1b\n\x17\x46\x45TCH_ERROR_CODE_DECODE\x10\t\x12(\n$FETCH_ERROR_CODE_UNSUPPORTED_CONTENT\x10\n\x12\x1a\n\x16\x46\x45TCH_ERROR_CODE_PARSE\x10\x0b\x12\x1e\n\x1a\x46\x45TCH_ERROR_CODE_CANCELLED\x10\x0c*1\n\x08\x46ullText\x12\x12\n\x0e\x46ULL_TEXT_AUTO\x10\x00\x12\x11\n\rFULL_TEXT_OFF\x10\x01*\xf2\x01\n\rLeftOutReason\x12\x1f\n\x1bLEFT_OUT_REASON_UNSPECIFIED\x10\x00\x12%\n!LEFT_OUT_REASON_CLUSTER_TOO_SMALL\x10\x01\x12!\n\x1dLEFT_OUT_REASON_OUT_OF_WINDOW\x10\x02\x12\x1d\n\x19LEFT_OUT_REASON_DUPLICATE\x10\x03\x12\x19\n\x15LEFT_OUT_REASON_EMPTY\x10\x04\x12\x1e\n\x1aLEFT_OUT_REASON_OVER_LIMIT\x10\x05\x12\x1c\n\x18LEFT_OUT_REASON_REJECTED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'storywire.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STAGE']._serialized_start=2730
-  _globals['_STAGE']._serialized_end=2835
-  _globals['_JOBSTATE']._serialized_start=2838
-  _globals['_JOBSTATE']._serialized_end=3039
-  _globals['_CACHETIER']._serialized_start=3041
-  _globals['_CACHETIER']._serialized_end=3168
-  _globals['_FETCHERRORCODE']._serialized_start=3171
-  _globals['_FETCHERRORCODE']._serialized_end=3617
-  _globals['_LEFTOUTREASON']._serialized_start=3620
-  _globals['_LEFTOUTREASON']._serialized_end=3862
+  _globals['_JOBOPTIONS'].fields_by_name['fetch_full_text']._loaded_options = None
+  _globals['_JOBOPTIONS'].fields_by_name['fetch_full_text']._serialized_options = b'\030\001'
+  _globals['_STAGE']._serialized_start=2777
+  _globals['_STAGE']._serialized_end=2882
+  _globals['_JOBSTATE']._serialized_start=2885
+  _globals['_JOBSTATE']._serialized_end=3086
+  _globals['_CACHETIER']._serialized_start=3088
+  _globals['_CACHETIER']._serialized_end=3215
+  _globals['_FETCHERRORCODE']._serialized_start=3218
+  _globals['_FETCHERRORCODE']._serialized_end=3664
+  _globals['_FULLTEXT']._serialized_start=3666
+  _globals['_FULLTEXT']._serialized_end=3715
+  _globals['_LEFTOUTREASON']._serialized_start=3718
+  _globals['_LEFTOUTREASON']._serialized_end=3960
   _globals['_JOBOPTIONS']._serialized_start=109
-  _globals['_JOBOPTIONS']._serialized_end=420
-  _globals['_JOBSPEC']._serialized_start=422
-  _globals['_JOBSPEC']._serialized_end=502
-  _globals['_STAGEPROGRESS']._serialized_start=505
-  _globals['_STAGEPROGRESS']._serialized_end=742
-  _globals['_TOKENUSAGE']._serialized_start=744
-  _globals['_TOKENUSAGE']._serialized_end=825
-  _globals['_SYNTHESISTOTALS']._serialized_start=828
-  _globals['_SYNTHESISTOTALS']._serialized_end=1015
-  _globals['_JOB']._serialized_start=1018
-  _globals['_JOB']._serialized_end=1468
-  _globals['_ARTICLE']._serialized_start=1471
-  _globals['_ARTICLE']._serialized_end=1713
-  _globals['_CLUSTER']._serialized_start=1715
-  _globals['_CLUSTER']._serialized_end=1797
-  _globals['_LEFTOUTARTICLE']._serialized_start=1799
-  _globals['_LEFTOUTARTICLE']._serialized_end=1896
-  _globals['_STORY']._serialized_start=1899
-  _globals['_STORY']._serialized_end=2305
-  _globals['_WRITERESULT']._serialized_start=2307
-  _globals['_WRITERESULT']._serialized_end=2421
-  _globals['_REJECTEDITEM']._serialized_start=2423
-  _globals['_REJECTEDITEM']._serialized_end=2481
-  _globals['_CACHETIERSTATS']._serialized_start=2484
-  _globals['_CACHETIERSTATS']._serialized_end=2671
-  _globals['_ARTICLEBATCH']._serialized_start=2673
-  _globals['_ARTICLEBATCH']._serialized_end=2728
+  _globals['_JOBOPTIONS']._serialized_end=467
+  _globals['_JOBSPEC']._serialized_start=469
+  _globals['_JOBSPEC']._serialized_end=549
+  _globals['_STAGEPROGRESS']._serialized_start=552
+  _globals['_STAGEPROGRESS']._serialized_end=789
+  _globals['_TOKENUSAGE']._serialized_start=791
+  _globals['_TOKENUSAGE']._serialized_end=872
+  _globals['_SYNTHESISTOTALS']._serialized_start=875
+  _globals['_SYNTHESISTOTALS']._serialized_end=1062
+  _globals['_JOB']._serialized_start=1065
+  _globals['_JOB']._serialized_end=1515
+  _globals['_ARTICLE']._serialized_start=1518
+  _globals['_ARTICLE']._serialized_end=1760
+  _globals['_CLUSTER']._serialized_start=1762
+  _globals['_CLUSTER']._serialized_end=1844
+  _globals['_LEFTOUTARTICLE']._serialized_start=1846
+  _globals['_LEFTOUTARTICLE']._serialized_end=1943
+  _globals['_STORY']._serialized_start=1946
+  _globals['_STORY']._serialized_end=2352
+  _globals['_WRITERESULT']._serialized_start=2354
+  _globals['_WRITERESULT']._serialized_end=2468
+  _globals['_REJECTEDITEM']._serialized_start=2470
+  _globals['_REJECTEDITEM']._serialized_end=2528
+  _globals['_CACHETIERSTATS']._serialized_start=2531
+  _globals['_CACHETIERSTATS']._serialized_end=2718
+  _globals['_ARTICLEBATCH']._serialized_start=2720
+  _globals['_ARTICLEBATCH']._serialized_end=2775
 # @@protoc_insertion_point(module_scope)

@@ -162,7 +162,7 @@ class JobRun:
             options=fetcher_pb2.FetchOptions(
                 time_window_hours=o.time_window_hours, max_articles=o.max_articles,
                 per_host_concurrency=o.per_host_concurrency, timeout_seconds=o.fetch_timeout_seconds,
-                fetch_full_text=o.fetch_full_text, batch_size=FETCH_BATCH,
+                full_text=o.full_text, batch_size=FETCH_BATCH,
             ),
         )  # fmt: skip
         fetch = self.stages[S.STAGE_FETCH]
