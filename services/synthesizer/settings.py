@@ -49,10 +49,11 @@ class SynthesizerSettings(CommonSettings):
         le=60_000,
         description="Release complete clusters when the input pauses this long (0 = only at its end).",
     )
-    cluster_backend: Literal["tfidf", "embeddings"] = Field(
-        default="tfidf",
-        description="Clustering similarity: tfidf (default threshold 0.3) or embeddings (all-MiniLM-L6-v2 "
-        "sentence embeddings, default threshold 0.5; needs `make embeddings-setup`).",
+    cluster_backend: Literal["events", "tfidf", "embeddings"] = Field(
+        default="events",
+        description="Clustering: events (default: word and name agreement, average linkage, default "
+        "threshold 0.3 = same-event probability), tfidf (greedy TF-IDF centroids, threshold 0.3) or "
+        "embeddings (all-MiniLM-L6-v2 centroids, threshold 0.5; needs `make embeddings-setup`).",
     )
     cluster_embeddings_model_dir: str = Field(
         default="",
