@@ -33,11 +33,11 @@ from services.synthesizer.clustering.tfidf import (
 
 #: the fitted pair model: logit = WORDS * TF-IDF cosine + NAMES * names cosine + BIAS
 #: (``python -m devtools.corpus.calibrate``: the sample plus half of dev-news's events)
-WORDS = 48.22
-NAMES = 4.47
-BIAS = -6.49
+WORDS = 45.87
+NAMES = 7.86
+BIAS = -6.62
 #: average same-event probability at which two clusters merge (calibrated with the weights)
-DEFAULT_THRESHOLD = 0.3
+DEFAULT_THRESHOLD = 0.33
 #: an article is compared with the articles that share one of its CANDIDATE_TERMS strongest uncommon
 #: terms (words or names)
 CANDIDATE_TERMS = 25
