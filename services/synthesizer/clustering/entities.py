@@ -36,6 +36,7 @@ def names(text: str, common: frozenset[str]) -> frozenset[str]:
         if not word[0].isupper():
             continue
         lower = _POSSESSIVE.sub("", word.lower().replace(_APOSTROPHE, "'"))
-        if lower not in common and len(lower) > 1:
+        # "She'd", "Don't": a contraction of a common word is common too
+        if lower.split("'")[0] not in common and len(lower) > 1:
             out.add(sys.intern(lower))
     return frozenset(out)

@@ -33,14 +33,16 @@ from services.synthesizer.clustering.tfidf import (
 
 #: the fitted pair model: logit = WORDS * TF-IDF cosine + NAMES * names cosine + BIAS
 #: (``python -m devtools.corpus.calibrate``: the sample plus half of dev-news's events)
-WORDS = 45.87
-NAMES = 7.86
+WORDS = 45.88
+NAMES = 7.82
 BIAS = -6.62
 #: average same-event probability at which two clusters merge (calibrated with the weights)
 DEFAULT_THRESHOLD = 0.33
 #: an article is compared with the articles that share one of its CANDIDATE_TERMS strongest uncommon
-#: terms (words or names)
+#: terms (words or names) weighing at least CANDIDATE_FLOOR of its strongest one; the floor keeps
+#: everyday words out of the index, which would make the comparisons quadratic
 CANDIDATE_TERMS = 25
+CANDIDATE_FLOOR = 0.25
 #: pairs less likely than this are left out of the graph (they would count about 0 in any mean)
 FLOOR = 0.01
 
@@ -70,9 +72,13 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
 def _candidate_terms(words: dict[str, float], names: dict[str, float], common: frozenset[str]) -> list[str]:
     """The strongest uncommon words, and the strongest names (prefixed: a name and a word are
     different keys of one index)."""
-    ranked = sorted((t for t in words if t not in common), key=lambda t: (-words[t], t))
-    top_names = sorted(names, key=lambda e: (-names[e], e))[: CANDIDATE_TERMS // 5]
-    return ranked[:CANDIDATE_TERMS] + ["@" + e for e in top_names]
+    out = []
+    for weights, prefix, most in ((words, "", CANDIDATE_TERMS), (names, "@", CANDIDATE_TERMS // 5)):
+        ranked = sorted((t for t in weights if t not in common), key=lambda t: (-weights[t], t))
+        if ranked:
+            floor = CANDIDATE_FLOOR * weights[ranked[0]]
+            out += [prefix + t for t in ranked[:most] if weights[t] >= floor]
+    return out
 
 
 def same_event_probability(words: float, names: float) -> float:
