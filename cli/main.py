@@ -104,7 +104,7 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
     threshold: Annotated[
         float,
         typer.Option(
-            help="clustering similarity threshold (0 = the backend default: 0.3 TF-IDF, 0.5 embeddings)"
+            help="clustering threshold (0 = the backend default: 0.33 events, 0.3 tfidf, 0.5 embeddings)"
         ),
     ] = 0.0,
     model: Annotated[str, typer.Option(help="LLM model (empty = synthesizer default)")] = "",

@@ -293,8 +293,10 @@ class JobOptions(_message.Message):
     min_articles_per_story: _builtins.int
     """Clusters with fewer articles than this get no story (default 2)."""
     similarity_threshold: _builtins.float
-    """Cosine similarity an article needs to join a cluster, in (0, 1] (0 = the synthesizer's clustering
-    backend default: 0.3 for TF-IDF, 0.5 for embeddings).
+    """Clustering threshold, in (0, 1] (0 = the synthesizer's clustering backend default). For the default
+    `events` backend it is the average same-event probability two clusters need to merge (default 0.33,
+    calibrated on labelled news); for `tfidf` and `embeddings` the cosine an article needs to join a
+    cluster (defaults 0.3 and 0.5).
     """
     model: _builtins.str
     """LLM model name passed to the OpenAI-compatible backend (default: synthesizer setting)."""
