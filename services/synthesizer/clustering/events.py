@@ -7,8 +7,9 @@ Built as news-event clustering research does it, within a CPU budget:
    the names they carry (where, who: :mod:`.entities`). The weights were fitted once on labelled pairs
    (``python -m devtools.corpus.calibrate`` prints them and the sweep), so the threshold is a
    probability rather than a cosine that means something else for each corpus.
-2. **Candidates.** Only pairs that share one of their strong, uncommon terms are scored (the inverted
-   index of the TF-IDF backend), so the cost grows with the articles, not with their square.
+2. **Candidates.** Only pairs where one article's strong, uncommon word or name occurs in the other
+   are scored (inverted indexes, looked up both ways), so the cost grows with the articles, not with
+   their square.
 3. **Average linkage** over those scores, with a veto on merging two clusters that each keep naming
    something the other never names (:mod:`.linkage`).
 
