@@ -100,7 +100,7 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
         float,
         typer.Option(
             metavar="T",
-            help="clustering similarity threshold (0 = the backend default: 0.3 TF-IDF, 0.5 embeddings)",
+            help="clustering threshold (0 = the backend default: 0.33 events, 0.3 tfidf, 0.5 embeddings)",
         ),
     ] = 0.0,
     model: Annotated[str, typer.Option(metavar="M", help="LLM model (empty = synthesizer default)")] = "",
@@ -110,6 +110,9 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
     max_articles: Annotated[
         int, typer.Option(metavar="N", help="stop after this many articles (0 = no limit)")
     ] = 0,
+    full_text: Annotated[
+        bool, typer.Option(help="read each teaser entry's page for the article's full text")
+    ] = True,
     reconnect_for: ReconnectOpt = RECONNECT_FOR,
     otlp_endpoint: Annotated[
         str,
@@ -130,6 +133,7 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
         model=model,
         max_concurrency=max_concurrency,
         max_articles=max_articles,
+        full_text=common_pb2.FULL_TEXT_AUTO if full_text else common_pb2.FULL_TEXT_OFF,
     )
     spec = common_pb2.JobSpec(urls=urls, options=options, name=name)
 

@@ -40,6 +40,8 @@ class Entry:
     text: str
     published: dt.datetime | None
     author: str
+    #: the text is the whole article (a feed's `content` body or the extracted page), not a teaser
+    full: bool = False
 
 
 def normalize(text: str) -> str:
@@ -122,7 +124,8 @@ def _fast_entries(fetched: Fetched) -> list[Entry]:
     entries = []
     for e in parsed.get("entries", []):
         content = e.get("content")
-        body = content[0].get("value", "") if content else e.get("description", "")
+        summary = e.get("description")
+        body = content[0].get("value", "") if content else summary
         link = e.get("link") or e.get("id") or ""
         entries.append(
             Entry(
@@ -131,6 +134,9 @@ def _fast_entries(fetched: Fetched) -> list[Entry]:
                 text=normalize(body or ""),
                 published=_iso_time(e.get("published") or e.get("updated")),
                 author=normalize(e.get("author") or ""),
+                # fastfeedparser copies an RSS description into `content`: only a body of its own
+                # (content:encoded, Atom content) is the full article
+                full=bool(body) and body != summary,
             )
         )
     return entries
@@ -163,6 +169,7 @@ def _lenient_entries(fetched: Fetched) -> list[Entry]:
                 text=normalize(body),
                 published=_time(e.get("published_parsed") or e.get("updated_parsed")),
                 author=normalize(e.get("author", "")),
+                full=bool(content) and bool(body),
             )
         )
     if not any(e.title or e.text for e in entries):
@@ -193,6 +200,7 @@ def parse_html(fetched: Fetched) -> Entry:
         text=body,
         published=published,
         author=normalize(str(data.get("author") or "")),
+        full=True,
     )
 
 

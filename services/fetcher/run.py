@@ -17,7 +17,8 @@ from runtime.ids import article_id, content_hash
 from runtime.logging import get_logger
 from services.fetcher.conditional import ConditionalCache, Remembered
 from services.fetcher.http import FetchFailedError, HttpFetcher
-from services.fetcher.parse import Entry, parse, parse_html
+from services.fetcher.pages import PageReader
+from services.fetcher.parse import Entry, parse
 from services.fetcher.urls import canonicalize
 
 tracer = trace.get_tracer("storywire.fetcher")
@@ -138,26 +139,19 @@ class FetchRun:
             url, self.options.per_host, self.options.timeout, known.validators if known else None
         )
         if fetched.not_modified and known is not None:
-            return known.entries, True, 0, 304
+            return await self._full_text(known.entries), True, 0, 304
         entries = await asyncio.to_thread(parse, fetched)  # CPU work off the event loop
-        if self.options.full_text:
-            entries = await asyncio.gather(*(self._full_text(e) for e in entries))
+        entries = await self._full_text(entries)
         await self.memory.put(url, Remembered(fetched.validators, entries))
         return entries, False, len(fetched.body), fetched.status
 
-    async def _full_text(self, entry: Entry) -> Entry:
-        """The entry's own page, when it can be fetched and has more text than the feed gave."""
-        if not entry.url:
-            return entry
-        try:
-            fetched = await self.http.fetch(entry.url, self.options.per_host, self.options.timeout)
-            page = await asyncio.to_thread(parse_html, fetched)
-        except FetchFailedError:
-            return entry
-        if len(page.text) > len(entry.text):
-            return Entry(entry.url, entry.title or page.title, page.text, entry.published or page.published,
-                         entry.author or page.author)  # fmt: skip
-        return entry
+    async def _full_text(self, entries: list[Entry]) -> list[Entry]:
+        """Teasers replaced by their pages' text (services/fetcher/pages.py), unless turned off."""
+        if not self.options.full_text:
+            return entries
+        return await PageReader(
+            self.http, self.memory, self.options.per_host, self.options.timeout, self.summary
+        ).complete(entries)
 
     def _send(self, articles: list[common_pb2.Article]) -> None:
         size = self.options.batch_size

@@ -76,6 +76,8 @@ def validate_spec(spec: common_pb2.JobSpec) -> None:
     _range("spec.options.per_host_concurrency", o.per_host_concurrency, 0, 64)
     _range("spec.options.fetch_timeout_seconds", o.fetch_timeout_seconds, 0, 600)
     _range("spec.options.max_tokens", o.max_tokens, 0, 32_768)
+    if o.full_text not in common_pb2.FullText.values():
+        raise InvalidArgumentError("spec.options.full_text", f"{o.full_text} is not a FullText value")
     if o.HasField("temperature"):
         _range("spec.options.temperature", o.temperature, 0, 2)
 

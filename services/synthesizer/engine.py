@@ -13,6 +13,7 @@ from storywire.v1 import common_pb2, synthesizer_pb2
 from runtime.settings import SettingsError
 from services.synthesizer.clustering import ClusterBackend, TfidfBackend
 from services.synthesizer.clustering.embeddings import EmbeddingsUnavailableError, MiniLMEncoder
+from services.synthesizer.clustering.events import EventBackend
 from services.synthesizer.llm.cache import MemoryTier, RedisTier, TierStats, TwoTierCache
 from services.synthesizer.llm.caller import RetryPolicy
 from services.synthesizer.llm.client import OpenAIClient
@@ -26,6 +27,8 @@ DEFAULT_MIN_ARTICLES = 2
 
 def cluster_backend(settings: SynthesizerSettings) -> ClusterBackend:
     """The configured clustering backend; a missing optional extra is a settings error (exit 2)."""
+    if settings.cluster_backend == "events":
+        return EventBackend()
     if settings.cluster_backend == "tfidf":
         return TfidfBackend()
     try:

@@ -13,7 +13,6 @@ import pytest
 from storywire.v1 import common_pb2, store_pb2
 
 from devtools.stack.proc import free_port
-from services.synthesizer.pipeline.jobrun import STOPPING_RELEASE_DELAY
 from services.synthesizer.settings import SynthesizerSettings
 from tests.e2e.conftest import Deployment, Store, job_stories, submit
 from tests.helpers import ServiceProcess, wait_serving

@@ -125,7 +125,9 @@ async def test_batches_carry_the_same_articles(loopback_fetcher: Fetcher) -> Non
     assert all(1 <= len(b.articles) <= 4 for b in batches)
     assert any(len(b.articles) == 4 for b in batches)
     batched = [a for b in batches for a in b.articles]
-    assert sorted(a.id for a in batched) == sorted(a.id for a in single)
+    # the same articles (by URL: a page that times out on a busy machine leaves its feed's teaser, a
+    # different text and so a different id, in one of the two fetches)
+    assert sorted(a.canonical_url for a in batched) == sorted(a.canonical_url for a in single)
     assert responses[-1].summary.articles == len(batched)
 
 

@@ -19,6 +19,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _Stage:
@@ -195,6 +200,34 @@ FETCH_ERROR_CODE_CANCELLED: FetchErrorCode.ValueType  # 12
 """The job was cancelled before this URL finished."""
 Global___FetchErrorCode: _TypeAlias = FetchErrorCode  # noqa: Y015
 
+class _FullText:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FullTextEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FullText.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FULL_TEXT_AUTO: _FullText.ValueType  # 0
+    """buf:lint:ignore ENUM_ZERO_VALUE_SUFFIX
+    The default: read the page of every entry that does not carry its full content (an Atom `content`
+    or RSS `content:encoded` body; a summary or description is a teaser). A page that cannot be fetched
+    or extracted leaves the feed's text (counted in FetchSummary.pages_failed).
+    """
+    FULL_TEXT_OFF: _FullText.ValueType  # 1
+    """Never read pages: articles keep the text the feed gives."""
+
+class FullText(_FullText, metaclass=_FullTextEnumTypeWrapper):
+    """Whether the fetcher reads a feed entry's own page to extract the article's full text."""
+
+FULL_TEXT_AUTO: FullText.ValueType  # 0
+"""buf:lint:ignore ENUM_ZERO_VALUE_SUFFIX
+The default: read the page of every entry that does not carry its full content (an Atom `content`
+or RSS `content:encoded` body; a summary or description is a teaser). A page that cannot be fetched
+or extracted leaves the feed's text (counted in FetchSummary.pages_failed).
+"""
+FULL_TEXT_OFF: FullText.ValueType  # 1
+"""Never read pages: articles keep the text the feed gives."""
+Global___FullText: _TypeAlias = FullText  # noqa: Y015
+
 class _LeftOutReason:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -254,13 +287,16 @@ class JobOptions(_message.Message):
     FETCH_FULL_TEXT_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
+    FULL_TEXT_FIELD_NUMBER: _builtins.int
     time_window_hours: _builtins.float
     """Only articles published within this many hours before the job started are used (0 = no limit)."""
     min_articles_per_story: _builtins.int
     """Clusters with fewer articles than this get no story (default 2)."""
     similarity_threshold: _builtins.float
-    """Cosine similarity an article needs to join a cluster, in (0, 1] (0 = the synthesizer's clustering
-    backend default: 0.3 for TF-IDF, 0.5 for embeddings).
+    """Clustering threshold, in (0, 1] (0 = the synthesizer's clustering backend default). For the default
+    `events` backend it is the average same-event probability two clusters need to merge (default 0.33,
+    calibrated on labelled news); for `tfidf` and `embeddings` the cosine an article needs to join a
+    cluster (defaults 0.3 and 0.5).
     """
     model: _builtins.str
     """LLM model name passed to the OpenAI-compatible backend (default: synthesizer setting)."""
@@ -272,12 +308,22 @@ class JobOptions(_message.Message):
     """Concurrent connections per host while fetching (0 = fetcher default)."""
     fetch_timeout_seconds: _builtins.float
     """Total timeout for one URL fetch, in seconds (0 = fetcher default)."""
-    fetch_full_text: _builtins.bool
-    """Also fetch each feed entry's page to extract its full text."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def fetch_full_text(self) -> _builtins.bool:
+        """Deprecated and ignored: full text is read by default now; `full_text` = FULL_TEXT_OFF turns it off."""
+
+    @fetch_full_text.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def fetch_full_text(self, value: _builtins.bool) -> None:
+        """Deprecated and ignored: full text is read by default now; `full_text` = FULL_TEXT_OFF turns it off."""
+
     max_tokens: _builtins.int
     """Maximum completion tokens per story (0 = synthesizer default)."""
     temperature: _builtins.float
     """Sampling temperature for the LLM (unset = synthesizer default)."""
+    full_text: Global___FullText.ValueType
+    """Read each feed entry's page for the full text (default AUTO: unless the feed carries it)."""
     def __init__(
         self,
         *,
@@ -292,10 +338,11 @@ class JobOptions(_message.Message):
         fetch_full_text: _builtins.bool = ...,
         max_tokens: _builtins.int = ...,
         temperature: _builtins.float | None = ...,
+        full_text: Global___FullText.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "fetch_full_text", b"fetch_full_text", "fetch_timeout_seconds", b"fetch_timeout_seconds", "max_articles", b"max_articles", "max_concurrency", b"max_concurrency", "max_tokens", b"max_tokens", "min_articles_per_story", b"min_articles_per_story", "model", b"model", "per_host_concurrency", b"per_host_concurrency", "similarity_threshold", b"similarity_threshold", "temperature", b"temperature", "time_window_hours", b"time_window_hours"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "fetch_full_text", b"fetch_full_text", "fetch_timeout_seconds", b"fetch_timeout_seconds", "full_text", b"full_text", "max_articles", b"max_articles", "max_concurrency", b"max_concurrency", "max_tokens", b"max_tokens", "min_articles_per_story", b"min_articles_per_story", "model", b"model", "per_host_concurrency", b"per_host_concurrency", "similarity_threshold", b"similarity_threshold", "temperature", b"temperature", "time_window_hours", b"time_window_hours"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015

@@ -26,25 +26,27 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from storywire.v1 import common_pb2 as storywire_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astorywire/v1/fetcher.proto\x12\x0cstorywire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19storywire/v1/common.proto\"\xbe\x01\n\x0c\x46\x65tchOptions\x12\x19\n\x11time_window_hours\x18\x01 \x01(\x01\x12\x14\n\x0cmax_articles\x18\x02 \x01(\x05\x12\x1c\n\x14per_host_concurrency\x18\x03 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x17\n\x0f\x66\x65tch_full_text\x18\x05 \x01(\x08\x12\x12\n\nbatch_size\x18\x06 \x01(\x05\x12\x19\n\x11heartbeat_seconds\x18\x07 \x01(\x01\"Y\n\x0c\x46\x65tchRequest\x12\x0c\n\x04urls\x18\x01 \x03(\t\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.storywire.v1.FetchOptions\x12\x0e\n\x06job_id\x18\x03 \x01(\t\"j\n\nFetchError\x12\x0b\n\x03url\x18\x01 \x01(\t\x12*\n\x04\x63ode\x18\x02 \x01(\x0e\x32\x1c.storywire.v1.FetchErrorCode\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\"\xad\x02\n\x0c\x46\x65tchSummary\x12\x12\n\nurls_total\x18\x01 \x01(\x05\x12\x0f\n\x07urls_ok\x18\x02 \x01(\x05\x12\x13\n\x0burls_failed\x18\x03 \x01(\x05\x12\x19\n\x11urls_not_modified\x18\x04 \x01(\x05\x12\x10\n\x08\x61rticles\x18\x05 \x01(\x05\x12\x1d\n\x15skipped_out_of_window\x18\x06 \x01(\x05\x12\x12\n\nduplicates\x18\x07 \x01(\x05\x12\r\n\x05\x62ytes\x18\x08 \x01(\x03\x12*\n\x07\x65lapsed\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rskipped_empty\x18\n \x01(\x05\x12\x1a\n\x12skipped_over_limit\x18\x0b \x01(\x05\x12\x15\n\rentries_found\x18\x0c \x01(\x05\"?\n\x0eSkippedEntries\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.storywire.v1.LeftOutArticle\"\x8e\x02\n\rFetchResponse\x12(\n\x07\x61rticle\x18\x01 \x01(\x0b\x32\x15.storywire.v1.ArticleH\x00\x12)\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x18.storywire.v1.FetchErrorH\x00\x12-\n\x07summary\x18\x03 \x01(\x0b\x32\x1a.storywire.v1.FetchSummaryH\x00\x12+\n\x05\x62\x61tch\x18\x04 \x01(\x0b\x32\x1a.storywire.v1.ArticleBatchH\x00\x12/\n\x07skipped\x18\x05 \x01(\x0b\x32\x1c.storywire.v1.SkippedEntriesH\x00\x12\x13\n\theartbeat\x18\x06 \x01(\x08H\x00\x42\x06\n\x04item2T\n\x0e\x46\x65tcherService\x12\x42\n\x05\x46\x65tch\x12\x1a.storywire.v1.FetchRequest\x1a\x1b.storywire.v1.FetchResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astorywire/v1/fetcher.proto\x12\x0cstorywire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19storywire/v1/common.proto\"\xed\x01\n\x0c\x46\x65tchOptions\x12\x19\n\x11time_window_hours\x18\x01 \x01(\x01\x12\x14\n\x0cmax_articles\x18\x02 \x01(\x05\x12\x1c\n\x14per_host_concurrency\x18\x03 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x1b\n\x0f\x66\x65tch_full_text\x18\x05 \x01(\x08\x42\x02\x18\x01\x12\x12\n\nbatch_size\x18\x06 \x01(\x05\x12\x19\n\x11heartbeat_seconds\x18\x07 \x01(\x01\x12)\n\tfull_text\x18\x08 \x01(\x0e\x32\x16.storywire.v1.FullText\"Y\n\x0c\x46\x65tchRequest\x12\x0c\n\x04urls\x18\x01 \x03(\t\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.storywire.v1.FetchOptions\x12\x0e\n\x06job_id\x18\x03 \x01(\t\"j\n\nFetchError\x12\x0b\n\x03url\x18\x01 \x01(\t\x12*\n\x04\x63ode\x18\x02 \x01(\x0e\x32\x1c.storywire.v1.FetchErrorCode\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\"\xf6\x02\n\x0c\x46\x65tchSummary\x12\x12\n\nurls_total\x18\x01 \x01(\x05\x12\x0f\n\x07urls_ok\x18\x02 \x01(\x05\x12\x13\n\x0burls_failed\x18\x03 \x01(\x05\x12\x19\n\x11urls_not_modified\x18\x04 \x01(\x05\x12\x10\n\x08\x61rticles\x18\x05 \x01(\x05\x12\x1d\n\x15skipped_out_of_window\x18\x06 \x01(\x05\x12\x12\n\nduplicates\x18\x07 \x01(\x05\x12\r\n\x05\x62ytes\x18\x08 \x01(\x03\x12*\n\x07\x65lapsed\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rskipped_empty\x18\n \x01(\x05\x12\x1a\n\x12skipped_over_limit\x18\x0b \x01(\x05\x12\x15\n\rentries_found\x18\x0c \x01(\x05\x12\x15\n\rpages_fetched\x18\x14 \x01(\x05\x12\x14\n\x0cpages_failed\x18\x15 \x01(\x05\x12\x1a\n\x12pages_not_modified\x18\x16 \x01(\x05\"?\n\x0eSkippedEntries\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.storywire.v1.LeftOutArticle\"\x8e\x02\n\rFetchResponse\x12(\n\x07\x61rticle\x18\x01 \x01(\x0b\x32\x15.storywire.v1.ArticleH\x00\x12)\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x18.storywire.v1.FetchErrorH\x00\x12-\n\x07summary\x18\x03 \x01(\x0b\x32\x1a.storywire.v1.FetchSummaryH\x00\x12+\n\x05\x62\x61tch\x18\x04 \x01(\x0b\x32\x1a.storywire.v1.ArticleBatchH\x00\x12/\n\x07skipped\x18\x05 \x01(\x0b\x32\x1c.storywire.v1.SkippedEntriesH\x00\x12\x13\n\theartbeat\x18\x06 \x01(\x08H\x00\x42\x06\n\x04item2T\n\x0e\x46\x65tcherService\x12\x42\n\x05\x46\x65tch\x12\x1a.storywire.v1.FetchRequest\x1a\x1b.storywire.v1.FetchResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'storywire.v1.fetcher_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_FETCHOPTIONS'].fields_by_name['fetch_full_text']._loaded_options = None
+  _globals['_FETCHOPTIONS'].fields_by_name['fetch_full_text']._serialized_options = b'\030\001'
   _globals['_FETCHOPTIONS']._serialized_start=104
-  _globals['_FETCHOPTIONS']._serialized_end=294
-  _globals['_FETCHREQUEST']._serialized_start=296
-  _globals['_FETCHREQUEST']._serialized_end=385
-  _globals['_FETCHERROR']._serialized_start=387
-  _globals['_FETCHERROR']._serialized_end=493
-  _globals['_FETCHSUMMARY']._serialized_start=496
-  _globals['_FETCHSUMMARY']._serialized_end=797
-  _globals['_SKIPPEDENTRIES']._serialized_start=799
-  _globals['_SKIPPEDENTRIES']._serialized_end=862
-  _globals['_FETCHRESPONSE']._serialized_start=865
-  _globals['_FETCHRESPONSE']._serialized_end=1135
-  _globals['_FETCHERSERVICE']._serialized_start=1137
-  _globals['_FETCHERSERVICE']._serialized_end=1221
+  _globals['_FETCHOPTIONS']._serialized_end=341
+  _globals['_FETCHREQUEST']._serialized_start=343
+  _globals['_FETCHREQUEST']._serialized_end=432
+  _globals['_FETCHERROR']._serialized_start=434
+  _globals['_FETCHERROR']._serialized_end=540
+  _globals['_FETCHSUMMARY']._serialized_start=543
+  _globals['_FETCHSUMMARY']._serialized_end=917
+  _globals['_SKIPPEDENTRIES']._serialized_start=919
+  _globals['_SKIPPEDENTRIES']._serialized_end=982
+  _globals['_FETCHRESPONSE']._serialized_start=985
+  _globals['_FETCHRESPONSE']._serialized_end=1255
+  _globals['_FETCHERSERVICE']._serialized_start=1257
+  _globals['_FETCHERSERVICE']._serialized_end=1341
 # @@protoc_insertion_point(module_scope)

@@ -18,6 +18,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
@@ -33,6 +38,7 @@ class FetchOptions(_message.Message):
     FETCH_FULL_TEXT_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
     HEARTBEAT_SECONDS_FIELD_NUMBER: _builtins.int
+    FULL_TEXT_FIELD_NUMBER: _builtins.int
     time_window_hours: _builtins.float
     """Skip entries published more than this many hours ago (0 = no limit)."""
     max_articles: _builtins.int
@@ -41,8 +47,16 @@ class FetchOptions(_message.Message):
     """Concurrent connections per host (0 = default)."""
     timeout_seconds: _builtins.float
     """Total timeout per URL, in seconds (0 = default)."""
-    fetch_full_text: _builtins.bool
-    """Also fetch each feed entry's page to extract its full text."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def fetch_full_text(self) -> _builtins.bool:
+        """Deprecated and ignored: see `full_text`."""
+
+    @fetch_full_text.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def fetch_full_text(self, value: _builtins.bool) -> None:
+        """Deprecated and ignored: see `full_text`."""
+
     batch_size: _builtins.int
     """Send the articles of one URL in `batch` messages of up to this many (0 = one `article` message
     each; at most 1,000). Clients that set it must read `batch`.
@@ -51,6 +65,8 @@ class FetchOptions(_message.Message):
     """Send a `heartbeat` message after this many seconds without any other message (0 = never; at most
     60), so a client can tell a slow source from a stalled stream.
     """
+    full_text: _common_pb2.FullText.ValueType
+    """Read each feed entry's page for the full text (default AUTO: unless the feed carries it)."""
     def __init__(
         self,
         *,
@@ -61,10 +77,11 @@ class FetchOptions(_message.Message):
         fetch_full_text: _builtins.bool = ...,
         batch_size: _builtins.int = ...,
         heartbeat_seconds: _builtins.float = ...,
+        full_text: _common_pb2.FullText.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "fetch_full_text", b"fetch_full_text", "heartbeat_seconds", b"heartbeat_seconds", "max_articles", b"max_articles", "per_host_concurrency", b"per_host_concurrency", "time_window_hours", b"time_window_hours", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "fetch_full_text", b"fetch_full_text", "full_text", b"full_text", "heartbeat_seconds", b"heartbeat_seconds", "max_articles", b"max_articles", "per_host_concurrency", b"per_host_concurrency", "time_window_hours", b"time_window_hours", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -156,6 +173,9 @@ class FetchSummary(_message.Message):
     SKIPPED_EMPTY_FIELD_NUMBER: _builtins.int
     SKIPPED_OVER_LIMIT_FIELD_NUMBER: _builtins.int
     ENTRIES_FOUND_FIELD_NUMBER: _builtins.int
+    PAGES_FETCHED_FIELD_NUMBER: _builtins.int
+    PAGES_FAILED_FIELD_NUMBER: _builtins.int
+    PAGES_NOT_MODIFIED_FIELD_NUMBER: _builtins.int
     urls_total: _builtins.int
     """URLs requested."""
     urls_ok: _builtins.int
@@ -180,6 +200,12 @@ class FetchSummary(_message.Message):
     """Entries found in the responses of the request's distinct URLs, taken or not: articles +
     skipped_out_of_window + skipped_empty + skipped_over_limit + the duplicate entries.
     """
+    pages_fetched: _builtins.int
+    """Entry pages read for the full text (answered 200 or 304)."""
+    pages_failed: _builtins.int
+    """Entry pages that could not be fetched or yielded no longer text: those articles keep the feed's text."""
+    pages_not_modified: _builtins.int
+    """Entry pages answered 304 Not Modified thanks to a conditional GET."""
     @_builtins.property
     def elapsed(self) -> _duration_pb2.Duration:
         """Wall time of the whole fetch."""
@@ -199,10 +225,13 @@ class FetchSummary(_message.Message):
         skipped_empty: _builtins.int = ...,
         skipped_over_limit: _builtins.int = ...,
         entries_found: _builtins.int = ...,
+        pages_fetched: _builtins.int = ...,
+        pages_failed: _builtins.int = ...,
+        pages_not_modified: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "bytes", b"bytes", "duplicates", b"duplicates", "elapsed", b"elapsed", "entries_found", b"entries_found", "skipped_empty", b"skipped_empty", "skipped_out_of_window", b"skipped_out_of_window", "skipped_over_limit", b"skipped_over_limit", "urls_failed", b"urls_failed", "urls_not_modified", b"urls_not_modified", "urls_ok", b"urls_ok", "urls_total", b"urls_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "bytes", b"bytes", "duplicates", b"duplicates", "elapsed", b"elapsed", "entries_found", b"entries_found", "pages_failed", b"pages_failed", "pages_fetched", b"pages_fetched", "pages_not_modified", b"pages_not_modified", "skipped_empty", b"skipped_empty", "skipped_out_of_window", b"skipped_out_of_window", "skipped_over_limit", b"skipped_over_limit", "urls_failed", b"urls_failed", "urls_not_modified", b"urls_not_modified", "urls_ok", b"urls_ok", "urls_total", b"urls_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -36,7 +36,9 @@ class SynthesisConfig(_message.Message):
     job_id: _builtins.str
     """The job this synthesis belongs to (used in story ids; may be empty for ad-hoc calls)."""
     similarity_threshold: _builtins.float
-    """Clustering threshold, in (0, 1] (0 = the clustering backend default: 0.3 TF-IDF, 0.5 embeddings)."""
+    """Clustering threshold, in (0, 1] (0 = the clustering backend default: 0.33 events, 0.3 TF-IDF,
+    0.5 embeddings; see JobOptions.similarity_threshold).
+    """
     min_articles_per_story: _builtins.int
     """Minimum articles per story (0 = default 2)."""
     model: _builtins.str

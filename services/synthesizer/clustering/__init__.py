@@ -1,5 +1,7 @@
-"""Clustering: groups articles into clusters, one cluster per story (TF-IDF here; sentence embeddings in
-:mod:`services.synthesizer.clustering.dense`, an optional extra imported only when chosen)."""
+"""Clustering: groups articles into clusters, one cluster per story. Backends: events (the default,
+:mod:`services.synthesizer.clustering.events`), TF-IDF (:mod:`.tfidf`, which also holds ``Doc``,
+``Cluster`` and the ``ClusterBackend`` protocol) and sentence embeddings
+(:mod:`services.synthesizer.clustering.dense`, an optional extra imported only when chosen)."""
 
 from services.synthesizer.clustering.stream import FinalOutcome, Retirement, StreamClusterer
 from services.synthesizer.clustering.tfidf import (

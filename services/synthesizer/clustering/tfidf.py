@@ -1,7 +1,7 @@
 """Clustering articles into stories.
 
-Backends (``ClusterBackend``): TF-IDF (here, the default) and sentence embeddings
-(:mod:`services.synthesizer.clustering.dense`, an optional extra).
+Backends (``ClusterBackend``): events (the default, :mod:`services.synthesizer.clustering.events`),
+TF-IDF (here) and sentence embeddings (:mod:`services.synthesizer.clustering.dense`, an optional extra).
 
 Similarity is TF-IDF cosine (IDF from the articles being clustered); assignment is greedy: each article,
 taken in id order, joins the most similar cluster centroid if the cosine reaches the threshold, else
@@ -218,7 +218,7 @@ class ClusterBackend(Protocol):
 
 
 class TfidfBackend:
-    """The default: TF-IDF cosine (this module)."""
+    """Greedy TF-IDF centroids (this module)."""
 
     name = "tfidf"
     default_threshold = 0.3  # as the original system

@@ -144,7 +144,7 @@ class JobRun(LeasedRun):
             options=fetcher_pb2.FetchOptions(
                 time_window_hours=o.time_window_hours, max_articles=o.max_articles,
                 per_host_concurrency=o.per_host_concurrency, timeout_seconds=o.fetch_timeout_seconds,
-                fetch_full_text=o.fetch_full_text, batch_size=FETCH_BATCH,
+                full_text=o.full_text, batch_size=FETCH_BATCH,
                 heartbeat_seconds=min(self._watchdog / 4, 5.0),
             ),
         )  # fmt: skip
