@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from runtime.settings import CommonSettings, env_name
@@ -37,7 +38,10 @@ def render() -> str:
             if name in seen:
                 continue
             seen.add(name)
-            default = field.default if field.default not in ("", None) else "(empty)"
+            value = field.default
+            if isinstance(value, SecretStr):
+                value = "(secret)" if value.get_secret_value() else ""
+            default = value if value not in ("", None) else "(empty)"
             rows.append(f"| `{env_name(name)}` | {section} | `{default}` | {field.description} |")
     return "\n".join([BEGIN, *rows, END])
 

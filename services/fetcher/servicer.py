@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 from storywire.v1 import fetcher_pb2, fetcher_pb2_grpc
 
+from runtime.errors import InvalidArgumentError
 from runtime.logging import get_logger
 from services.fetcher.conditional import ConditionalCache
 from services.fetcher.http import HttpFetcher
@@ -16,26 +17,6 @@ from services.fetcher.settings import FetcherSettings
 
 log = get_logger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
-MAX_URLS = 10_000
-
-
-def request_problem(request: fetcher_pb2.FetchRequest) -> str | None:
-    o = request.options
-    if not request.urls:
-        return "urls: at least one URL is required"
-    if len(request.urls) > MAX_URLS:
-        return f"urls: {len(request.urls)} URLs; at most {MAX_URLS} are allowed"
-    checks = [
-        ("options.time_window_hours", o.time_window_hours, 0, 24 * 366),
-        ("options.max_articles", o.max_articles, 0, 1_000_000),
-        ("options.per_host_concurrency", o.per_host_concurrency, 0, 256),
-        ("options.timeout_seconds", o.timeout_seconds, 0, 600),
-        ("options.batch_size", o.batch_size, 0, 1000),
-    ]
-    for name, value, low, high in checks:
-        if not low <= value <= high:
-            return f"{name}: {value} is outside [{low}, {high}]"
-    return None
 
 
 class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
@@ -47,9 +28,9 @@ class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
     async def Fetch(
         self, request: fetcher_pb2.FetchRequest, context: Context
     ) -> AsyncIterator[fetcher_pb2.FetchResponse]:
-        problem = request_problem(request)
-        if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        # fields are checked at the edge (runtime.rules); each URL on its own, as a per-URL FetchError
+        if not request.urls:
+            raise InvalidArgumentError("urls", "at least one URL is required")
         o, s = request.options, self.settings
         options = RunOptions(
             time_window_hours=o.time_window_hours,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 from storywire.v1 import synthesizer_pb2, synthesizer_pb2_grpc
 
+from runtime.errors import ErrorMap
 from runtime.logging import get_logger
 from runtime.server import Health
 from services.synthesizer.engine import Engine
@@ -23,6 +24,8 @@ class SynthesizerService:
         self.settings = settings
         self.engine = Engine(settings)
         self.coordinator = Coordinator(settings, self.engine) if settings.worker_enabled else None
+
+    error_map = ErrorMap()  # no domain errors of its own reach a client
 
     def register(self, server: grpc.aio.Server) -> None:
         synthesizer_pb2_grpc.add_SynthesizerServiceServicer_to_server(

@@ -8,16 +8,15 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import grpc
 import pytest
-from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
+from storywire.v1 import common_pb2, store_pb2
 
 from devtools.corpus.server import CorpusServer
 from devtools.llmsim import SimConfig, Simulator, start_simulator
-from devtools.services import ServiceProcess
+from devtools.services import ServiceProcess, dev_channel
 from devtools.stack import Stack
 from devtools.stack.proc import free_port
-from runtime.stubs import StoreStub as Store
+from runtime.stubs import StoreAllStub as Store
 
 __all__ = ["Store"]
 from tests.conftest import make_state_dir
@@ -85,8 +84,8 @@ async def deployment() -> AsyncIterator[Deployment]:
 
 @pytest.fixture
 async def store(deployment: Deployment) -> AsyncIterator[Store]:
-    async with grpc.aio.insecure_channel(deployment.env["STORYWIRE_STORE_ADDRESS"]) as channel:
-        yield store_pb2_grpc.StoreServiceStub(channel)
+    async with dev_channel(deployment.env["STORYWIRE_STORE_ADDRESS"]) as channel:
+        yield Store(channel)
 
 
 async def submit(store: Store, urls: list[str], **options: object) -> common_pb2.Job:
