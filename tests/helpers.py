@@ -10,13 +10,14 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from devtools.health import wait_healthy
 from devtools.services import ServiceProcess
+from runtime.client import ClientSecurity
 
 __all__ = ["ServiceProcess", "health_status", "reflected_services", "wait_serving"]
 
 
-async def wait_serving(address: str, timeout: float = 30.0) -> None:
+async def wait_serving(address: str, timeout: float = 30.0, security: ClientSecurity | None = None) -> None:
     """Wait until the server at ``address`` answers SERVING (fails naming it otherwise)."""
-    await wait_healthy(address, "service", timeout)
+    await wait_healthy(address, "service", timeout, security)
 
 
 async def health_status(address: str, service: str = "") -> int:

@@ -1,0 +1,94 @@
+"""The three services in-process on loopback (the store on a database of its own), and throwaway TLS
+certificates made at run time with trustme."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+import trustme
+
+from devtools.services import DEV_SERVICE_TOKEN
+from devtools.stack import StackInfo
+from runtime.server import ServerHandle, start_server
+from runtime.settings import load_settings
+from services.fetcher.service import FetcherService
+from services.fetcher.settings import FetcherSettings
+from services.store.service import StoreService
+from services.store.settings import StoreSettings
+from services.synthesizer.service import SynthesizerService
+from services.synthesizer.settings import SynthesizerSettings
+from tests.helpers import wait_serving
+
+pytestmark = pytest.mark.integration
+
+
+async def fresh_database(stack: StackInfo) -> str:
+    """A new, empty database on the session's PostgreSQL; its DSN."""
+    name = f"edge_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(stack.postgres_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return stack.postgres_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+@dataclass
+class Servers:
+    store: ServerHandle
+    fetcher: ServerHandle
+    synthesizer: ServerHandle
+
+    def address(self, service: str) -> str:
+        handle: ServerHandle = getattr(self, service)
+        return handle.address
+
+
+COMMON = {"log_format": "console", "shutdown_grace_seconds": 1, "service_token": DEV_SERVICE_TOKEN}
+
+
+@pytest.fixture(scope="session")
+async def servers(stack: StackInfo) -> AsyncIterator[Servers]:
+    """The services with their default settings, plus the service token that `make run` also sets."""
+    store_settings = load_settings(
+        StoreSettings, database_url=await fresh_database(stack), store_port=0, **COMMON
+    )
+    fetcher_settings = load_settings(FetcherSettings, fetcher_port=0, **COMMON)
+    synth_settings = load_settings(SynthesizerSettings, synthesizer_port=0, worker_enabled=False, **COMMON)
+    handles = [
+        await start_server(StoreService(store_settings), store_settings, 0),
+        await start_server(FetcherService(fetcher_settings), fetcher_settings, 0),
+        await start_server(SynthesizerService(synth_settings), synth_settings, 0),
+    ]
+    try:
+        for handle in handles:
+            await wait_serving(handle.address)
+        yield Servers(*handles)
+    finally:
+        for handle in handles:
+            await handle.stop()
+
+
+@dataclass(frozen=True)
+class Certs:
+    ca: Path
+    cert: Path
+    key: Path
+    other_ca: Path  # a CA that did not sign the server's certificate
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    root = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost", "127.0.0.1", "store", "fetcher", "synthesizer")
+    ca.cert_pem.write_to_path(str(root / "ca.crt"))
+    server.private_key_pem.write_to_path(str(root / "tls.key"))
+    server.cert_chain_pems[0].write_to_path(str(root / "tls.crt"))
+    trustme.CA().cert_pem.write_to_path(str(root / "other-ca.crt"))
+    return Certs(root / "ca.crt", root / "tls.crt", root / "tls.key", root / "other-ca.crt")
