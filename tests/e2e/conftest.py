@@ -3,6 +3,7 @@ loopback, the LLM simulator, and the three services as subprocesses."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -13,9 +14,10 @@ from storywire.v1 import common_pb2, store_pb2
 
 from devtools.corpus.server import CorpusServer
 from devtools.llmsim import SimConfig, Simulator, start_simulator
-from devtools.services import ServiceProcess, dev_channel
+from devtools.services import ServiceProcess, dev_security
 from devtools.stack import Stack
 from devtools.stack.proc import free_port
+from runtime.client import ClientSecurity, open_channel
 from runtime.stubs import StoreAllStub as Store
 
 __all__ = ["Store"]
@@ -31,6 +33,7 @@ class Deployment:
     corpus: CorpusServer
     sim: Simulator
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
+    security: ClientSecurity = field(default_factory=dev_security)  # how tests reach the services
 
     def start(self, name: str) -> ServiceProcess:
         proc = ServiceProcess(
@@ -47,8 +50,11 @@ class Deployment:
         return labels
 
 
-@pytest.fixture(scope="module")
-async def deployment() -> AsyncIterator[Deployment]:
+@contextlib.asynccontextmanager
+async def deploy(
+    extra_env: dict[str, str] | None = None, security: ClientSecurity | None = None
+) -> AsyncIterator[Deployment]:
+    """The whole deployment; ``extra_env`` adds settings (TLS, tokens) to every service."""
     state = make_state_dir()
     stack = Stack(state)
     info = stack.up()
@@ -63,15 +69,16 @@ async def deployment() -> AsyncIterator[Deployment]:
         "STORYWIRE_WORKER_LEASE_SECONDS": "3",
         "STORYWIRE_CLUSTER_RELEASE_IDLE_MS": "0",
         "STORYWIRE_LOG_LEVEL": "INFO",
+        **(extra_env or {}),
     }
     for name in SERVICES:
         port = free_port()
         env[f"STORYWIRE_{name.upper()}_PORT"] = str(port)
         env[f"STORYWIRE_{name.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
-    deployment = Deployment(env, corpus, sim)
+    deployment = Deployment(env, corpus, sim, security=security or dev_security())
     try:
         for name in SERVICES:
-            await wait_serving(deployment.start(name).address)
+            await wait_serving(deployment.start(name).address, security=deployment.security)
         yield deployment
     finally:
         for proc in reversed(list(deployment.procs.values())):
@@ -82,9 +89,17 @@ async def deployment() -> AsyncIterator[Deployment]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+async def deployment() -> AsyncIterator[Deployment]:
+    async with deploy() as running:
+        yield running
+
+
 @pytest.fixture
 async def store(deployment: Deployment) -> AsyncIterator[Store]:
-    async with dev_channel(deployment.env["STORYWIRE_STORE_ADDRESS"]) as channel:
+    async with open_channel(
+        deployment.env["STORYWIRE_STORE_ADDRESS"], security=deployment.security
+    ) as channel:
         yield Store(channel)
 
 

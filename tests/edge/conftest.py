@@ -6,11 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
-import trustme
 
 from devtools.services import DEV_SERVICE_TOKEN
 from devtools.stack import StackInfo
@@ -23,6 +21,9 @@ from services.store.settings import StoreSettings
 from services.synthesizer.service import SynthesizerService
 from services.synthesizer.settings import SynthesizerSettings
 from tests.helpers import wait_serving
+from tests.tls import Certs, make_certs
+
+__all__ = ["Certs", "Servers", "fresh_database"]
 
 pytestmark = pytest.mark.integration
 
@@ -74,21 +75,6 @@ async def servers(stack: StackInfo) -> AsyncIterator[Servers]:
             await handle.stop()
 
 
-@dataclass(frozen=True)
-class Certs:
-    ca: Path
-    cert: Path
-    key: Path
-    other_ca: Path  # a CA that did not sign the server's certificate
-
-
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    root = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    server = ca.issue_cert("localhost", "127.0.0.1", "store", "fetcher", "synthesizer")
-    ca.cert_pem.write_to_path(str(root / "ca.crt"))
-    server.private_key_pem.write_to_path(str(root / "tls.key"))
-    server.cert_chain_pems[0].write_to_path(str(root / "tls.crt"))
-    trustme.CA().cert_pem.write_to_path(str(root / "other-ca.crt"))
-    return Certs(root / "ca.crt", root / "tls.crt", root / "tls.key", root / "other-ca.crt")
+    return make_certs(tmp_path_factory.mktemp("tls"))
