@@ -70,6 +70,10 @@ async def test_job_end_to_end_over_tls_with_tokens(secure: Deployment) -> None:
             assert info.value.code() == code
 
 
+def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+
+
 async def test_cli_and_health_probe_read_tls_and_token_from_the_environment(secure: Deployment) -> None:
     address = secure.env["STORYWIRE_STORE_ADDRESS"]
     async with open_channel(address, security=secure.security) as channel:
@@ -81,14 +85,10 @@ async def test_cli_and_health_probe_read_tls_and_token_from_the_environment(secu
         "STORYWIRE_CLIENT_TOKEN": CLIENT_TOKEN,
         "STORYWIRE_SERVICE_TOKEN": "",
     }
-    probe = subprocess.run(
-        [sys.executable, "-m", "runtime.healthcheck", address],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    probe = await asyncio.to_thread(run, [sys.executable, "-m", "runtime.healthcheck", address], env)
     assert (probe.returncode, probe.stdout.strip()) == (0, "SERVING"), probe.stderr
-    jobs = subprocess.run(
-        [sys.executable, "-m", "cli", "jobs", "--store", address, "--json"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    jobs = await asyncio.to_thread(
+        run, [sys.executable, "-m", "cli", "jobs", "--store", address, "--json"], env
+    )
     assert jobs.returncode == 0, jobs.stderr
     assert "listed over tls" in jobs.stdout
