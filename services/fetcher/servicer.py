@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from storywire.v1 import fetcher_pb2, fetcher_pb2_grpc
 
 from runtime.errors import InvalidArgumentError
 from runtime.logging import get_logger
+from runtime.memory import release_free_memory
 from services.fetcher.conditional import ConditionalCache
 from services.fetcher.http import HttpFetcher
 from services.fetcher.run import FetchRun, RunOptions
@@ -24,6 +26,7 @@ class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
         self.settings = settings
         self.http = http
         self.memory = memory
+        self._active = 0  # Fetch calls in progress
 
     async def Fetch(
         self, request: fetcher_pb2.FetchRequest, context: Context
@@ -41,8 +44,15 @@ class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
             batch_size=o.batch_size,
         )
         run = FetchRun(self.http, self.memory, options)
-        async for response in run.run(list(request.urls)):
-            yield response
+        self._active += 1
+        try:
+            async for response in run.run(list(request.urls)):
+                yield response
+        finally:
+            self._active -= 1
+            if self._active == 0:  # idle: hand what the fetch allocated back to the system
+                gc.collect()
+                release_free_memory()
         sm = run.summary
         log.info(
             "fetch finished", job_id=request.job_id, urls=sm.urls_total, failed=sm.urls_failed,
