@@ -3,11 +3,9 @@ certificates made at run time with trustme."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
 import pytest
 
 from devtools.services import DEV_SERVICE_TOKEN
@@ -20,23 +18,12 @@ from services.store.service import StoreService
 from services.store.settings import StoreSettings
 from services.synthesizer.service import SynthesizerService
 from services.synthesizer.settings import SynthesizerSettings
-from tests.helpers import wait_serving
+from tests.helpers import fresh_database, wait_serving
 from tests.tls import Certs, make_certs
 
 __all__ = ["Certs", "Servers", "fresh_database"]
 
 pytestmark = pytest.mark.integration
-
-
-async def fresh_database(stack: StackInfo) -> str:
-    """A new, empty database on the session's PostgreSQL; its DSN."""
-    name = f"edge_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(stack.postgres_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return stack.postgres_dsn.rsplit("/", 1)[0] + f"/{name}"
 
 
 @dataclass

@@ -22,8 +22,8 @@ from services.fetcher.service import FetcherService
 from services.fetcher.settings import FetcherSettings
 from services.store.service import StoreService
 from services.store.settings import StoreSettings
-from tests.edge.conftest import Certs, fresh_database
-from tests.helpers import health_status, wait_serving
+from tests.edge.conftest import Certs
+from tests.helpers import fresh_database, health_status, wait_serving
 
 pytestmark = pytest.mark.integration
 CLIENT, SERVICE = "client-token-for-tests", "service-token-for-tests"
