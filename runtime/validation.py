@@ -97,6 +97,7 @@ class Rep:
 
 
 Rule = Str | Num | Enum | Dur | Rep
+_TEXT, _ENUM, _DURATION = Str(), Enum(), Dur(0, 315_576_000_000)  # the defaults
 Rules = Mapping[str, Mapping[str, Rule]]  # message full name -> field name -> rule
 
 _TIMESTAMP_MIN = -62_135_596_800  # 0001-01-01T00:00:00Z, the range google.protobuf.Timestamp allows
@@ -197,13 +198,13 @@ class Validator:
     def _single(self, field: FieldDescriptor, value: Any, rule: Rule | None, name: str) -> None:
         kind = field.type
         if kind == FieldDescriptor.TYPE_STRING:
-            check_string(value, rule if isinstance(rule, Str) else Str(), name)
+            check_string(value, rule if isinstance(rule, Str) else _TEXT, name)
         elif kind == FieldDescriptor.TYPE_BYTES:
             limit = rule.max_chars if isinstance(rule, Str) else DEFAULT_MAX_CHARS
             if len(value) > limit:
                 raise InvalidArgumentError(name, f"is longer than {limit} bytes ({len(value)})")
         elif kind == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
-            _enum(field.enum_type, value, rule if isinstance(rule, Enum) else Enum(), name)
+            _enum(field.enum_type, value, rule if isinstance(rule, Enum) else _ENUM, name)
         elif field.message_type is not None:
             if field.message_type.full_name == "google.protobuf.Duration":
                 _duration(value, rule if isinstance(rule, Dur) else None, name)
@@ -240,7 +241,7 @@ def _duration(value: Message, rule: Dur | None, name: str) -> None:
     if abs(nanos) >= 1_000_000_000 or (seconds > 0 > nanos) or (seconds < 0 < nanos):
         raise InvalidArgumentError(name, "is not a valid duration")
     total = seconds + nanos / 1e9
-    rule = rule or Dur(0, 315_576_000_000)
+    rule = rule or _DURATION
     if rule.zero_ok and total == 0:
         return
     if not rule.low <= total <= rule.high:
