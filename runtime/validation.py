@@ -49,6 +49,9 @@ MAX_URL_LENGTH = 2048
 _CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_IN_LINE = re.compile(r"[\x00-\x1f\x7f]")
 _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+_CONTROL = {"text": _CONTROL_IN_TEXT, "line": _CONTROL_IN_LINE}
+_STRING = FieldDescriptor.TYPE_STRING
+_NO_RULES: Mapping[str, Rule] = {}
 
 
 @dataclass(frozen=True)
@@ -167,14 +170,19 @@ class Validator:
         if descriptor.full_name == "google.protobuf.Timestamp":
             self._timestamp(message, path.rstrip("."))
             return
-        table = self.rules.get(descriptor.full_name, {})
+        table = self.rules.get(descriptor.full_name, _NO_RULES)
         for field, value in message.ListFields():
-            name = f"{path}{field.name}"
             rule = table.get(field.name)
-            if field.is_repeated:
-                self._repeated(field, value, rule, name)
+            if field.type == _STRING and not field.is_repeated:
+                # the common case inline (most fields of an article are strings): the full check,
+                # with its precise message, only for a value that fails the quick one
+                r = rule if isinstance(rule, Str) else _TEXT
+                if r.kind == "url" or len(value) > r.max_chars or _CONTROL[r.kind].search(value):
+                    check_string(value, r, f"{path}{field.name}")
+            elif field.is_repeated:
+                self._repeated(field, value, rule, f"{path}{field.name}")
             else:
-                self._single(field, value, rule, name)
+                self._single(field, value, rule, f"{path}{field.name}")
 
     def check_item(self, message: Message, path: str) -> str | None:
         """Why one item of a ``per_item`` field is invalid (``path: reason``), or None."""
