@@ -87,6 +87,10 @@ async def test_cli_and_health_probe_read_tls_and_token_from_the_environment(secu
     }
     probe = await asyncio.to_thread(run, [sys.executable, "-m", "runtime.healthcheck", address], env)
     assert (probe.returncode, probe.stdout.strip()) == (0, "SERVING"), probe.stderr
+    # as the image's HEALTHCHECK runs it: no address, the port from the environment, on localhost
+    port_env = {**env, "STORYWIRE_HEALTH_PORT": address.rsplit(":", 1)[1]}
+    probe = await asyncio.to_thread(run, [sys.executable, "-m", "runtime.healthcheck"], port_env)
+    assert (probe.returncode, probe.stdout.strip()) == (0, "SERVING"), probe.stderr
     jobs = await asyncio.to_thread(
         run, [sys.executable, "-m", "cli", "jobs", "--store", address, "--json"], env
     )
