@@ -1,6 +1,7 @@
 """Requests generated from the proto descriptors, sent as raw bytes to every RPC of the three services on
 real servers: random field values, wrong wire types, oversized strings, unknown enum numbers, invalid
-UTF-8, corrupt bytes. None may end in UNKNOWN (gRPC's answer to an exception nobody mapped).
+UTF-8, corrupt bytes, and well-typed messages with ordinary values that reach the handlers. None may
+end in UNKNOWN (gRPC's answer to an exception nobody mapped).
 
 The generator is seeded, so a failure names a request that can be replayed.
 """
@@ -10,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
+import uuid
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 from storywire.v1 import fetcher_pb2, store_pb2, synthesizer_pb2
 
 from devtools.services import dev_channel
@@ -137,10 +142,63 @@ class Generator:
         return bytes(out)
 
 
+def plausible(descriptor: Descriptor, rnd: random.Random, depth: int = 0) -> Message:
+    """A well-typed message with ordinary values (ids, loopback URLs, small numbers, known enums), so
+    that requests also get past validation into the handlers."""
+    message = GetMessageClass(descriptor)()
+    for field in descriptor.fields:
+        if rnd.random() < 0.3 or (field.message_type is not None and depth > 2):
+            continue
+        value = _plausible_value(field, rnd, depth)
+        if field.is_repeated:
+            getattr(message, field.name).extend([value] * rnd.choice([1, 2]))
+        elif field.message_type is not None:
+            getattr(message, field.name).CopyFrom(value)
+        else:
+            setattr(message, field.name, value)
+    return message
+
+
+def _plausible_value(field: FieldDescriptor, rnd: random.Random, depth: int) -> Any:  # noqa: PLR0911
+    if field.message_type is not None:
+        if field.message_type.full_name in ("google.protobuf.Duration", "google.protobuf.Timestamp"):
+            return GetMessageClass(field.message_type)(seconds=rnd.choice([0, 1, 5]))
+        return plausible(field.message_type, rnd, depth + 1)
+    if field.type == FieldDescriptor.TYPE_STRING:
+        if "url" in field.name:
+            return "http://127.0.0.1:9/feed.xml"  # the fetcher's guard refuses it before connecting
+        if field.name.endswith("id"):
+            return str(uuid.UUID(int=rnd.getrandbits(128)))
+        return rnd.choice(["a", "worker-1", "Harbour news", "k1"])
+    if field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
+        return rnd.choice(list(field.enum_type.values_by_number)[1:] or [0])
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        return rnd.random() < 0.5
+    if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        return rnd.choice([0.0, 0.5, 1.0])
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return b"x"
+    return rnd.choice([0, 1, 2, 10])
+
+
 def requests(method: MethodDescriptor, gen: Generator) -> list[bytes]:
-    """One request message, or for a client stream 0 to 3 of them."""
+    """One request message, or for a client stream 0 to 3 of them: hostile bytes mostly, and one in
+    four a plausible message (Synthesize streams then start with a config, as they must)."""
     count = gen.rnd.choice([0, 1, 2, 3]) if method.client_streaming else 1
-    return [gen.message(method.input_type) for _ in range(count)]
+    if gen.rnd.random() < 0.75:
+        return [gen.message(method.input_type) for _ in range(count)]
+    out = [plausible(method.input_type, gen.rnd) for _ in range(count)]
+    if out and method.input_type.oneofs:  # one member of the oneof, the config first
+        out = [
+            type(m)(**{f.name: getattr(m, f.name)})
+            for m, f in zip(out, _members(method.input_type, len(out)), strict=True)
+        ]
+    return [m.SerializeToString() for m in out]
+
+
+def _members(descriptor: Descriptor, count: int) -> list[FieldDescriptor]:
+    fields = descriptor.oneofs[0].fields
+    return [fields[0], *([fields[1]] * (count - 1))]
 
 
 async def call(channel: grpc.aio.Channel, method: MethodDescriptor, messages: list[bytes]) -> grpc.StatusCode:
