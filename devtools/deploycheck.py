@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from devtools.apt import apt_get
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 OVERLAYS = sorted(p.parent for p in (DEPLOY / "k8s" / "overlays").glob("*/kustomization.yaml"))
@@ -80,10 +82,10 @@ def install() -> None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         print("docker-compose missing and not root: compose validation will be skipped", file=sys.stderr)
         return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install_cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "docker-compose"]
-    for argv in (["apt-get", "update", "-q"], install_cmd):
-        subprocess.run(argv, env=env, check=True, capture_output=True)
+    for args in (["update", "-q"], ["install", "-y", "-q", "--no-install-recommends", "docker-compose"]):
+        proc = apt_get(args)
+        if proc.returncode != 0:
+            sys.exit(f"apt-get {' '.join(args)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
 
 def check() -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from runtime.client import ServiceUnavailableError, check_health, open_channel
+from runtime.client import ClientSecurity, ServiceUnavailableError, check_health, open_channel
 
 
-async def wait_healthy(address: str, name: str = "service", timeout: float = 30.0) -> None:
+async def wait_healthy(
+    address: str, name: str = "service", timeout: float = 30.0, security: ClientSecurity | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last = "no answer"
-    async with open_channel(address) as channel:
+    async with open_channel(address, security=security) as channel:
         while loop.time() < deadline:
             try:
                 if await check_health(channel, name, address, rpc_timeout=1.0):

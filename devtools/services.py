@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -11,9 +12,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
+import grpc
+from pydantic import SecretStr
+
 from devtools.stack.proc import free_port
+from runtime.client import ClientSecurity, open_channel
 
 ROOT = Path(__file__).resolve().parent.parent
+#: the service token of every service this process starts (make run, the tests, the benchmarks): the
+#: store's worker API refuses callers without one, so local stacks get a fresh random one per run
+DEV_SERVICE_TOKEN = os.environ.get("STORYWIRE_SERVICE_TOKEN") or secrets.token_urlsafe(24)
 
 
 class ServiceProcess:
@@ -33,6 +41,7 @@ class ServiceProcess:
             **os.environ,
             f"STORYWIRE_{name.upper()}_PORT": str(self.port),
             "STORYWIRE_LOG_FORMAT": "console",
+            "STORYWIRE_SERVICE_TOKEN": DEV_SERVICE_TOKEN,
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
@@ -87,3 +96,13 @@ class ServiceProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def dev_security() -> ClientSecurity:
+    """How local tools and tests reach the services started here: plaintext loopback, service token."""
+    return ClientSecurity(token=SecretStr(DEV_SERVICE_TOKEN))
+
+
+def dev_channel(address: str) -> grpc.aio.Channel:
+    """A channel to a local service that carries the service token (for tools that act as workers)."""
+    return open_channel(address, security=dev_security())

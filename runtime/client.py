@@ -1,4 +1,5 @@
-"""Client helpers: channels with the runtime's options, and clear errors naming the unreachable service."""
+"""Client helpers: channels with the runtime's options, TLS and token, and clear errors naming the
+unreachable service."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from runtime.security import ClientSecurity, bearer_interceptors
+
 KEEPALIVE_MS = 30_000
+
+__all__ = ["ClientSecurity", "ServiceUnavailableError", "check_health", "open_channel"]
 
 
 class ServiceUnavailableError(ConnectionError):
@@ -43,12 +48,23 @@ def client_options(max_message_bytes: int) -> list[tuple[str, int | str]]:
 def open_channel(
     address: str,
     max_message_bytes: int = 16 * 1024 * 1024,
+    security: ClientSecurity | None = None,
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
-    """An insecure grpc.aio channel (loopback or in-cluster) with the shared message limits and keepalive."""
-    return grpc.aio.insecure_channel(
-        address, options=client_options(max_message_bytes), interceptors=list(interceptors) or None
-    )
+    """A grpc.aio channel with the shared message limits and keepalive: TLS when a CA bundle is
+    configured, and the bearer token on every call when there is one. ``security`` defaults to the
+    client's environment (STORYWIRE_TLS_CA_FILE, STORYWIRE_TLS_SERVER_NAME, STORYWIRE_CLIENT_TOKEN)."""
+    security = security if security is not None else ClientSecurity.from_env()
+    options: list[tuple[str, Any]] = list(client_options(max_message_bytes))
+    if security.server_name:
+        options.append(("grpc.ssl_target_name_override", security.server_name))
+    chain: list[grpc.aio.ClientInterceptor] = list(interceptors)
+    if security.token.get_secret_value():
+        chain += bearer_interceptors(security.token)
+    credentials = security.credentials()
+    if credentials is not None:
+        return grpc.aio.secure_channel(address, credentials, options=options, interceptors=chain or None)
+    return grpc.aio.insecure_channel(address, options=options, interceptors=chain or None)
 
 
 async def check_health(

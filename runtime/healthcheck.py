@@ -1,7 +1,9 @@
 """``python -m runtime.healthcheck [HOST:PORT]``: exit 0 when the gRPC server reports SERVING, else 1.
 
 The container image's HEALTHCHECK and anything else that needs a probe without extra binaries use it;
-the port defaults to the one named by $STORYWIRE_HEALTH_PORT.
+the port defaults to the one named by $STORYWIRE_HEALTH_PORT, on ``localhost`` (the name a service
+certificate carries for this probe). With STORYWIRE_TLS_CA_FILE set it dials with TLS (Kubernetes'
+own gRPC probes cannot, so the manifests run this instead when TLS is on).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ async def probe(address: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    address = argv[0] if argv else f"127.0.0.1:{os.environ.get('STORYWIRE_HEALTH_PORT', '50051')}"
+    address = argv[0] if argv else f"localhost:{os.environ.get('STORYWIRE_HEALTH_PORT', '50051')}"
     try:
         serving = asyncio.run(probe(address))
     except ServiceUnavailableError as exc:

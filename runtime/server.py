@@ -7,7 +7,9 @@ server and :func:`run` is what each service's ``__main__`` calls.
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +20,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from runtime.client import KEEPALIVE_MS, message_options
+from runtime.edge import Edge
+from runtime.errors import ErrorMap
 from runtime.logging import configure_logging, get_logger
+from runtime.rules import API_RULES
+from runtime.security import TokenPolicy, check_bind, server_credentials
 from runtime.settings import CommonSettings, SettingsError, describe, load_settings
 from runtime.telemetry import flush_telemetry, setup_telemetry
+from runtime.validation import Validator
 
 log = get_logger(__name__)
 
@@ -54,6 +61,10 @@ class Service(Protocol):
     @property
     def grpc_service_names(self) -> Sequence[str]:
         """Full names of the gRPC services it registers ("storywire.v1.StoreService")."""
+
+    @property
+    def error_map(self) -> ErrorMap:
+        """Its domain exceptions and their status codes (the runtime maps everything else)."""
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add its servicers to the server (called before the server starts)."""
@@ -98,9 +109,11 @@ class ServerHandle:
 
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
     """Server side: accept the clients' keepalive pings (the default minimum interval is 5 minutes,
-    which would answer our 30 s pings with GOAWAY "too_many_pings") and ping idle clients itself."""
+    which would answer our 30 s pings with GOAWAY "too_many_pings") and ping idle clients itself.
+    SO_REUSEPORT off: a second process asking for a port in use must fail, not take half its calls."""
     return [
         *message_options(max_message_bytes),
+        ("grpc.so_reuseport", 0),
         ("grpc.keepalive_time_ms", KEEPALIVE_MS),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
@@ -109,22 +122,64 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
+class BindError(OSError):
+    """The server could not bind its address."""
+
+
+def _why_not_bindable(host: str, port: int) -> str:
+    """The operating system's reason a port cannot be bound (gRPC's own error does not say)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot resolve it ({exc})"
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return "the port is already in use by another process"
+                return exc.strerror or str(exc)
+    return "gRPC could not bind it"
+
+
 async def start_server(service: Service, settings: CommonSettings, port: int) -> ServerHandle:
-    """Start ``service`` on ``settings.bind_host:port`` (port 0 picks a free one) and return its handle."""
-    server = grpc.aio.server(options=server_options(settings.max_message_bytes))
+    """Start ``service`` on ``settings.bind_host:port`` (port 0 picks a free one) and return its handle.
+
+    Raises SettingsError for an unsafe configuration (see :func:`runtime.security.check_bind`) and
+    BindError when the address cannot be bound."""
+    check_bind(settings)
+    credentials = server_credentials(settings)
+    edge = Edge(TokenPolicy.from_settings(settings), service.error_map, Validator(API_RULES))
+    server = grpc.aio.server(interceptors=[edge], options=server_options(settings.max_message_bytes))
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     service.register(server)
     reflection.enable_server_reflection(
         [*service.grpc_service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    bound = server.add_insecure_port(f"{settings.bind_host}:{port}")
+    address = f"{settings.bind_host}:{port}"
+    try:
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
+    except RuntimeError:  # grpc's "Failed to bind to address"
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot bind {settings.bind_host}:{port}")
+        raise BindError(f"cannot bind {address}: {_why_not_bindable(settings.bind_host, port)}")
     state = Health(servicer, service.grpc_service_names)
     await state.set_serving(False)
     await server.start()
-    log.info("listening", service=service.name, address=f"{settings.bind_host}:{bound}")
+    log.info(
+        "listening",
+        service=service.name,
+        address=f"{settings.bind_host}:{bound}",
+        tls=credentials is not None,
+        client_token=bool(settings.client_token.get_secret_value()),
+        service_token=bool(settings.service_token.get_secret_value()),
+    )
     await service.start(state)
     return ServerHandle(server, service, state, bound, settings.shutdown_grace_seconds)
 
@@ -194,7 +249,8 @@ def run(
     except SettingsError as exc:  # found while building the service (e.g. a missing optional extra)
         print(f"storywire-{service_name}: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except OSError as exc:  # a port in use, an address that does not exist here
         log.error("cannot start", error=str(exc))
+        print(f"storywire-{service_name}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -7,12 +7,16 @@ stack and each field maps to exactly one variable: ``STORYWIRE_`` + the upper-ca
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "STORYWIRE_"
+# mounted secrets (compose `secrets:`, a Kubernetes Secret volume): a file named after the variable in
+# lower case (`storywire_service_token`) sets it when the environment does not
+SECRETS_DIR: str | None = "/run/secrets" if Path("/run/secrets").is_dir() else None
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["json", "console"]
@@ -25,7 +29,9 @@ class SettingsError(ValueError):
 class CommonSettings(BaseSettings):
     """Settings every service has."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, secrets_dir=SECRETS_DIR
+    )
 
     bind_host: str = Field(
         default="127.0.0.1",
@@ -51,6 +57,36 @@ class CommonSettings(BaseSettings):
         le=600,
         description="On SIGTERM, how long in-flight RPCs may finish before they are cancelled.",
     )
+    tls_cert_file: str = Field(
+        default="",
+        description="PEM certificate chain the gRPC server presents (empty = no TLS; set with the key).",
+    )
+    tls_key_file: str = Field(default="", description="PEM private key of `STORYWIRE_TLS_CERT_FILE`.")
+    tls_ca_file: str = Field(
+        default="",
+        description="PEM CA bundle that clients (workers, CLI, health probe) verify the services' "
+        "certificates with (empty = plaintext channels).",
+    )
+    tls_server_name: str = Field(
+        default="",
+        description="Name clients expect in the services' certificates when it differs from the host "
+        "they dial (e.g. the in-pod health probe dialling 127.0.0.1).",
+    )
+    client_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token every client RPC must carry (empty = client RPCs need no token). "
+        "Also read from the file `storywire_client_token` in `/run/secrets`.",
+    )
+    service_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token of the services among themselves; the store's worker API refuses any "
+        "caller without it (empty = it refuses everyone). Also read from `/run/secrets`.",
+    )
+    insecure: bool = Field(
+        default=False,
+        description="Allow binding a non-loopback address without TLS and tokens (only behind a "
+        "service mesh that provides both).",
+    )
 
 
 S = TypeVar("S", bound=BaseSettings)
@@ -65,7 +101,10 @@ def describe(cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
     """(variable, default, meaning) of every setting of ``cls``, in declaration order."""
     rows = []
     for name, field in cls.model_fields.items():
-        default = "(empty)" if field.default in ("", None) else str(field.default)
+        value = field.default
+        if isinstance(value, SecretStr):  # never print a secret, only whether one is set
+            value = "(secret)" if value.get_secret_value() else ""
+        default = "(empty)" if value in ("", None) else str(value)
         rows.append((env_name(name), default, field.description or ""))
     return rows
 
@@ -78,5 +117,6 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         lines = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "?"
-            lines.append(f"{env_name(field)}={err.get('input')!r}: {err['msg']}")
+            shown = "(secret)" if "token" in field or "key" in field else repr(err.get("input"))
+            lines.append(f"{env_name(field)}={shown}: {err['msg']}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from devtools.health import wait_healthy
 from devtools.services import ServiceProcess
+from devtools.stack import StackInfo
+from runtime.client import ClientSecurity
 
-__all__ = ["ServiceProcess", "health_status", "reflected_services", "wait_serving"]
+__all__ = ["ServiceProcess", "fresh_database", "health_status", "reflected_services", "wait_serving"]
 
 
-async def wait_serving(address: str, timeout: float = 30.0) -> None:
+async def fresh_database(stack: StackInfo) -> str:
+    """A new, empty database on the session's PostgreSQL; its DSN."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(stack.postgres_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return stack.postgres_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def wait_serving(address: str, timeout: float = 30.0, security: ClientSecurity | None = None) -> None:
     """Wait until the server at ``address`` answers SERVING (fails naming it otherwise)."""
-    await wait_healthy(address, "service", timeout)
+    await wait_healthy(address, "service", timeout, security)
 
 
 async def health_status(address: str, service: str = "") -> int:

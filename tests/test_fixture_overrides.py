@@ -28,6 +28,10 @@ ALLOWED: dict[str, tuple[str, str]] = {
         "the model name the unit tests send to the simulator (part of the LLM backend, like its URL)",
         "tests/e2e/test_jobs.py::test_job_runs_end_to_end_and_a_rerun_makes_no_llm_call",
     ),
+    "STORYWIRE_SERVICE_TOKEN": (
+        "the workers' API refuses every caller without one: tests run as `make run` does, with a per-run token",
+        "tests/edge/test_security.py::test_plain_client_cannot_claim_jobs_with_default_settings",
+    ),
     "STORYWIRE_WORKER_STREAM_WATCHDOG_SECONDS": (
         "the hung-store tests wait out the watchdog up to three times",
         "tests/pipeline/test_watchdog.py::test_the_default_watchdog_fires_after_its_time_when_progress_is_owed",

@@ -15,15 +15,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-import grpc
-from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
+from storywire.v1 import common_pb2, store_pb2
 
 from bench.env import BenchEnv
 from bench.report import Row
 from devtools.health import wait_healthy
-from devtools.services import ServiceProcess
+from devtools.services import ServiceProcess, dev_channel
 from runtime.batching import pipelined
 from runtime.settings import load_settings
+from runtime.stubs import store_worker_stub
 from services.store.convert import from_ts
 from services.store.database import Database
 from services.store.settings import StoreSettings
@@ -137,8 +137,8 @@ async def through_grpc(env: BenchEnv, n: int, repeats: int) -> Row:
     grpc_walls: list[float] = []
     try:
         await wait_healthy(proc.address, "store")
-        async with grpc.aio.insecure_channel(proc.address) as channel:
-            stub = store_pb2_grpc.StoreServiceStub(channel)
+        async with dev_channel(proc.address) as channel:
+            stub = store_worker_stub(channel)
             for _ in range(repeats):
                 via = articles(n, f"grpc-{uuid.uuid4().hex[:8]}")
 

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.apt import apt_get
 from devtools.stack.proc import StackError, check_traversable, ensure_user, is_root, pid_alive, run_as
 
 DB_NAME = "storywire"
@@ -54,15 +55,14 @@ def install_postgres() -> Path:
             "PostgreSQL server package (Debian: `sudo apt-get install postgresql`) or set "
             "STORYWIRE_PG_BINDIR to the directory that holds them."
         )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     print("installing PostgreSQL from the distribution's packages (apt-get)...", flush=True)
-    for argv in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql", "postgresql-contrib"],
+    for args in (
+        ["update", "-q"],
+        ["install", "-y", "-q", "--no-install-recommends", "postgresql", "postgresql-contrib"],
     ):
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        proc = apt_get(args)
         if proc.returncode != 0:
-            raise StackError(f"{' '.join(argv)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            raise StackError(f"apt-get {' '.join(args)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     found = find_pg_bindir()
     if not found:
         raise StackError("apt-get installed postgresql but initdb/pg_ctl were not found afterwards")

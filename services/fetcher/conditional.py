@@ -48,7 +48,13 @@ def _load(raw: bytes) -> Remembered:
 
 
 class ConditionalCache:
-    def __init__(self, redis_url: str, ttl_seconds: int = 30 * 24 * 3600, max_local: int = 2000) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        ttl_seconds: int = 30 * 24 * 3600,
+        max_local: int = 2000,
+        max_local_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
         self._redis = (
             aioredis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
             if redis_url
@@ -57,6 +63,8 @@ class ConditionalCache:
         self._local: OrderedDict[str, bytes] = OrderedDict()
         self.ttl = ttl_seconds
         self.max_local = max_local
+        self.max_local_bytes = max_local_bytes  # the in-process map is bounded by size too
+        self._local_bytes = 0
         self._warned = False
 
     def _redis_failed(self, exc: Exception) -> None:
@@ -78,10 +86,11 @@ class ConditionalCache:
         if not (item.validators.etag or item.validators.last_modified):
             return
         raw = await asyncio.to_thread(_dump, item)  # off the event loop: big feeds take milliseconds
+        self._local_bytes += len(raw) - len(self._local.get(url, b""))
         self._local[url] = raw
         self._local.move_to_end(url)
-        while len(self._local) > self.max_local:
-            self._local.popitem(last=False)
+        while self._local and (len(self._local) > self.max_local or self._local_bytes > self.max_local_bytes):
+            self._local_bytes -= len(self._local.popitem(last=False)[1])
         if self._redis is not None:
             try:
                 await self._redis.set(PREFIX + url, raw, ex=self.ttl)

@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
+from runtime.validation import InvalidArgumentError, normalize_url
 from services.fetcher.safety import AddressGuard, BlockedError, DnsError
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -159,7 +160,14 @@ class HttpFetcher:
     async def fetch(
         self, url: str, per_host: int, total_timeout: float, known: Validators | None = None
     ) -> Fetched:
-        """GET with redirects, retries and a total deadline; raises FetchFailedError with a precise code."""
+        """GET with redirects, retries and a total deadline; raises FetchFailedError with a precise code.
+
+        A URL that is not an absolute http(s) URL without control characters or spaces fails at once
+        (``invalid_url``), before any request."""
+        try:
+            normalize_url(url, "url")
+        except InvalidArgumentError as exc:
+            raise FetchFailedError("invalid_url", exc.reason, url) from None
         try:
             async with asyncio.timeout(total_timeout):
                 return await self._fetch_with_retries(url, per_host, known)
@@ -179,6 +187,19 @@ class HttpFetcher:
                 await asyncio.sleep(min(delay, self.limits.max_retry_after) * random.uniform(0.8, 1.0))  # noqa: S311
 
     async def _follow(self, url: str, per_host: int, known: Validators | None) -> Fetched:
+        """Follow redirects; a failure at a redirect target is reported under ``url``, the URL that was
+        asked for, with the target in the detail."""
+        current = url
+        try:
+            return await self._follow_from(url, per_host, known)
+        except (FetchFailedError, _RetryableError) as exc:
+            if exc.url == current:
+                raise
+            exc.args = (f"redirected to {exc.url}: {exc}",)
+            exc.url = url
+            raise
+
+    async def _follow_from(self, url: str, per_host: int, known: Validators | None) -> Fetched:
         current = url
         for _ in range(self.limits.max_redirects + 1):
             try:

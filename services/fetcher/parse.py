@@ -102,6 +102,9 @@ def parse_feed(fetched: Fetched) -> list[Entry]:
             entries = _fast_entries(fetched)
         except Exception:  # whatever the fast parser trips on, the lenient one gets its turn
             entries = []
+        else:
+            if not entries:  # a well-formed feed with no entries yet: empty, not an error
+                return []
     if not any(e.title or e.text for e in entries):
         entries = _lenient_entries(fetched)
     return entries

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 from storywire.v1 import fetcher_pb2, fetcher_pb2_grpc
 
+from runtime.errors import ErrorMap
 from runtime.server import Health
 from services.fetcher.conditional import ConditionalCache
 from services.fetcher.http import HttpFetcher, HttpLimits
@@ -36,6 +37,8 @@ class FetcherService:
         self.settings = settings
         self.http = build_http(settings)
         self.memory = ConditionalCache(settings.redis_url)
+
+    error_map = ErrorMap()  # no domain errors of its own reach a client
 
     def register(self, server: grpc.aio.Server) -> None:
         fetcher_pb2_grpc.add_FetcherServiceServicer_to_server(

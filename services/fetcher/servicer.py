@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from storywire.v1 import common_pb2, fetcher_pb2, fetcher_pb2_grpc
+from storywire.v1 import fetcher_pb2, fetcher_pb2_grpc
 
+from runtime.errors import InvalidArgumentError
 from runtime.logging import get_logger
+from runtime.memory import release_free_memory
 from services.fetcher.conditional import ConditionalCache
 from services.fetcher.http import HttpFetcher
 from services.fetcher.run import FetchRun, RunOptions
@@ -16,27 +19,6 @@ from services.fetcher.settings import FetcherSettings
 
 log = get_logger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
-MAX_URLS = 10_000
-
-
-def request_problem(request: fetcher_pb2.FetchRequest) -> str | None:
-    o = request.options
-    if not request.urls:
-        return "urls: at least one URL is required"
-    if len(request.urls) > MAX_URLS:
-        return f"urls: {len(request.urls)} URLs; at most {MAX_URLS} are allowed"
-    checks = [
-        ("options.time_window_hours", o.time_window_hours, 0, 24 * 366),
-        ("options.max_articles", o.max_articles, 0, 1_000_000),
-        ("options.per_host_concurrency", o.per_host_concurrency, 0, 256),
-        ("options.timeout_seconds", o.timeout_seconds, 0, 600),
-        ("options.batch_size", o.batch_size, 0, 1000),
-        ("options.heartbeat_seconds", o.heartbeat_seconds, 0, 60),
-    ]
-    for name, value, low, high in checks:
-        if not low <= value <= high:
-            return f"{name}: {value} is outside [{low}, {high}]"
-    return None
 
 
 class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
@@ -44,26 +26,33 @@ class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
         self.settings = settings
         self.http = http
         self.memory = memory
+        self._active = 0  # Fetch calls in progress
 
     async def Fetch(
         self, request: fetcher_pb2.FetchRequest, context: Context
     ) -> AsyncIterator[fetcher_pb2.FetchResponse]:
-        problem = request_problem(request)
-        if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        # fields are checked at the edge (runtime.rules); each URL on its own, as a per-URL FetchError
+        if not request.urls:
+            raise InvalidArgumentError("urls", "at least one URL is required")
         o, s = request.options, self.settings
         options = RunOptions(
             time_window_hours=o.time_window_hours,
             max_articles=o.max_articles,
             per_host=o.per_host_concurrency or s.fetch_per_host_concurrency,
             timeout=o.timeout_seconds or s.fetch_timeout_seconds,
-            full_text=o.full_text != common_pb2.FULL_TEXT_OFF,
+            full_text=o.fetch_full_text,
             batch_size=o.batch_size,
-            heartbeat=o.heartbeat_seconds,
         )
         run = FetchRun(self.http, self.memory, options)
-        async for response in run.run(list(request.urls)):
-            yield response
+        self._active += 1
+        try:
+            async for response in run.run(list(request.urls)):
+                yield response
+        finally:
+            self._active -= 1
+            if self._active == 0:  # idle: hand what the fetch allocated back to the system
+                gc.collect()
+                release_free_memory()
         sm = run.summary
         log.info(
             "fetch finished", job_id=request.job_id, urls=sm.urls_total, failed=sm.urls_failed,

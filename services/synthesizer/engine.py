@@ -46,7 +46,7 @@ class Engine:
         self.client = (
             OpenAIClient(
                 s.llm_base_url,
-                s.llm_api_key,
+                s.llm_api_key.get_secret_value(),
                 connect_timeout=s.llm_connect_timeout_seconds,
                 read_timeout=s.llm_read_timeout_seconds,
                 total_timeout=s.llm_total_timeout_seconds,

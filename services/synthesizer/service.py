@@ -8,6 +8,7 @@ import contextlib
 import grpc
 from storywire.v1 import synthesizer_pb2, synthesizer_pb2_grpc
 
+from runtime.errors import ErrorMap
 from runtime.logging import get_logger
 from runtime.server import Health
 from services.synthesizer.engine import Engine
@@ -27,6 +28,8 @@ class SynthesizerService:
         self.engine = Engine(settings)
         self.coordinator = Coordinator(settings, self.engine) if settings.worker_enabled else None
         self._watchdog: asyncio.Task[None] | None = None
+
+    error_map = ErrorMap()  # no domain errors of its own reach a client
 
     def register(self, server: grpc.aio.Server) -> None:
         synthesizer_pb2_grpc.add_SynthesizerServiceServicer_to_server(

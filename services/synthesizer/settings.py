@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from runtime.settings import CommonSettings
 
@@ -15,8 +15,10 @@ class SynthesizerSettings(CommonSettings):
         "(empty = no LLM: every story is the labelled extractive summary).",
     )
     llm_model: str = Field(default="llama3.2", description="Model name sent to the backend.")
-    llm_api_key: str = Field(
-        default="", description="Bearer token for the backend (OpenAI); keep it in a Secret."
+    llm_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token for the backend (OpenAI); keep it in a Secret (also read from "
+        "`/run/secrets/storywire_llm_api_key`). Never logged.",
     )
     llm_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120, description="LLM connect timeout.")
     llm_read_timeout_seconds: float = Field(default=120.0, gt=0, le=3600, description="LLM read timeout.")

@@ -3,23 +3,24 @@ loopback, the LLM simulator, and the three services as subprocesses."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
-from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
+from storywire.v1 import common_pb2, store_pb2
 
 from devtools.corpus.server import CorpusServer
 from devtools.llmsim import SimConfig, Simulator, start_simulator
-from devtools.services import ServiceProcess
+from devtools.services import ServiceProcess, dev_security
 from devtools.stack import Stack
 from devtools.stack.proc import free_port
-from runtime.stubs import StoreStub as Store
+from runtime.client import ClientSecurity, open_channel
+from runtime.stubs import StoreAllStub as Store
 
 __all__ = ["Store"]
 from tests.conftest import make_state_dir
@@ -34,6 +35,7 @@ class Deployment:
     corpus: CorpusServer
     sim: Simulator
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
+    security: ClientSecurity = field(default_factory=dev_security)  # how tests reach the services
 
     def start(self, name: str) -> ServiceProcess:
         proc = ServiceProcess(
@@ -50,8 +52,11 @@ class Deployment:
         return labels
 
 
-@pytest.fixture(scope="module")
-async def deployment() -> AsyncIterator[Deployment]:
+@contextlib.asynccontextmanager
+async def deploy(
+    extra_env: dict[str, str] | None = None, security: ClientSecurity | None = None
+) -> AsyncIterator[Deployment]:
+    """The whole deployment; ``extra_env`` adds settings (TLS, tokens) to every service."""
     state = make_state_dir()
     stack = Stack(state)
     info = stack.up()
@@ -62,15 +67,16 @@ async def deployment() -> AsyncIterator[Deployment]:
         **info.env(),
         "STORYWIRE_LLM_BASE_URL": sim_url,
         "STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
+        **(extra_env or {}),
     }
     for name in SERVICES:
         port = free_port()
         env[f"STORYWIRE_{name.upper()}_PORT"] = str(port)
         env[f"STORYWIRE_{name.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
-    deployment = Deployment(env, corpus, sim)
+    deployment = Deployment(env, corpus, sim, security=security or dev_security())
     try:
         for name in SERVICES:
-            await wait_serving(deployment.start(name).address)
+            await wait_serving(deployment.start(name).address, security=deployment.security)
         yield deployment
     finally:
         for proc in reversed(list(deployment.procs.values())):
@@ -79,6 +85,12 @@ async def deployment() -> AsyncIterator[Deployment]:
         await corpus_runner.cleanup()
         stack.down()
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def deployment() -> AsyncIterator[Deployment]:
+    async with deploy() as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -90,8 +102,10 @@ async def accounting_invariant(request: pytest.FixtureRequest) -> AsyncIterator[
     deployment: Deployment = request.getfixturevalue("deployment")
     started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     yield
-    async with grpc.aio.insecure_channel(deployment.env["STORYWIRE_STORE_ADDRESS"]) as channel:
-        stub: Store = store_pb2_grpc.StoreServiceStub(channel)
+    async with open_channel(
+        deployment.env["STORYWIRE_STORE_ADDRESS"], security=deployment.security
+    ) as channel:
+        stub = Store(channel)
         jobs = (await stub.ListJobs(store_pb2.ListJobsRequest(page_size=1000), timeout=30)).jobs
         for job in jobs:
             if job.created_at.ToDatetime(dt.UTC) >= started:
@@ -117,8 +131,10 @@ async def check_accounting(store: Store, job: common_pb2.Job) -> None:
 
 @pytest.fixture
 async def store(deployment: Deployment) -> AsyncIterator[Store]:
-    async with grpc.aio.insecure_channel(deployment.env["STORYWIRE_STORE_ADDRESS"]) as channel:
-        yield store_pb2_grpc.StoreServiceStub(channel)
+    async with open_channel(
+        deployment.env["STORYWIRE_STORE_ADDRESS"], security=deployment.security
+    ) as channel:
+        yield Store(channel)
 
 
 async def submit(store: Store, urls: list[str], **options: object) -> common_pb2.Job:

@@ -10,7 +10,13 @@ from typing import Any
 import grpc
 from storywire.v1 import store_pb2
 
-SERVICE = store_pb2.DESCRIPTOR.services_by_name["StoreService"]
+#: both store APIs: the client's and the workers' (whose calls carry the service token, forwarded)
+SERVICES = [store_pb2.DESCRIPTOR.services_by_name[n] for n in ("StoreService", "StoreWorkerService")]
+
+
+def forwarded(context: Any) -> list[tuple[str, str]]:
+    """The caller's bearer token, passed on upstream."""
+    return [(k, v) for k, v in (context.invocation_metadata() or ()) if k == "authorization"]
 
 
 class StoreProxy:
@@ -29,9 +35,13 @@ class StoreProxy:
     async def start(self) -> StoreProxy:
         self.channel = grpc.aio.insecure_channel(self.target)
         self.server = grpc.aio.server()
-        handlers = {m.name: self._handler(m) for m in SERVICE.methods}
         self.server.add_generic_rpc_handlers(
-            [grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)]
+            [
+                grpc.method_handlers_generic_handler(
+                    service.full_name, {m.name: self._handler(service.full_name, m) for m in service.methods}
+                )
+                for service in SERVICES
+            ]
         )
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
@@ -43,12 +53,9 @@ class StoreProxy:
         if self.channel is not None:
             await self.channel.close()
 
-    def _path(self, name: str) -> str:
-        return f"/{SERVICE.full_name}/{name}"
-
-    def _handler(self, method: Any) -> grpc.RpcMethodHandler[bytes, bytes]:
+    def _handler(self, service: str, method: Any) -> grpc.RpcMethodHandler[bytes, bytes]:
         assert self.channel is not None
-        path = self._path(method.name)
+        path = f"/{service}/{method.name}"
         if method.client_streaming:
             upstream: Any = self.channel.stream_unary(path)
 
@@ -58,7 +65,9 @@ class StoreProxy:
                     self.hung += 1
                     await asyncio.Event().wait()  # accepted, never read: until the client gives up
                 try:
-                    reply: bytes = await upstream(requests, timeout=context.time_remaining())
+                    reply: bytes = await upstream(
+                        requests, timeout=context.time_remaining(), metadata=forwarded(context)
+                    )
                 except grpc.aio.AioRpcError as exc:
                     await context.abort(exc.code(), exc.details() or "")
                 return reply
@@ -69,7 +78,9 @@ class StoreProxy:
 
             async def unary_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
                 try:
-                    async for reply in upstream_stream(request, timeout=context.time_remaining()):
+                    async for reply in upstream_stream(
+                        request, timeout=context.time_remaining(), metadata=forwarded(context)
+                    ):
                         yield reply
                 except grpc.aio.AioRpcError as exc:
                     await context.abort(exc.code(), exc.details() or "")
@@ -79,7 +90,9 @@ class StoreProxy:
 
         async def unary_unary(request: bytes, context: Any) -> bytes:
             try:
-                reply: bytes = await upstream_unary(request, timeout=context.time_remaining())
+                reply: bytes = await upstream_unary(
+                    request, timeout=context.time_remaining(), metadata=forwarded(context)
+                )
             except grpc.aio.AioRpcError as exc:
                 await context.abort(exc.code(), exc.details() or "")
             return reply

@@ -119,9 +119,9 @@ async def test_one_trace_per_job_across_services(
         "storywire-synthesizer",
         "/storywire.v1.FetcherService/Fetch",
     )
-    assert edge("storywire-store", "/storywire.v1.StoreService/PutStories") == (
+    assert edge("storywire-store", "/storywire.v1.StoreWorkerService/PutStories") == (
         "storywire-synthesizer",
-        "/storywire.v1.StoreService/PutStories",
+        "/storywire.v1.StoreWorkerService/PutStories",
     )
     fetch_urls = [s for s in trace if s.name == "fetch.url"]
     assert len(fetch_urls) == len(deployment.urls())

@@ -205,7 +205,9 @@ async def test_redirect_to_unlisted_loopback_is_refused_before_connecting(
         _, errors, _ = split(await fetch(loopback_fetcher, [f"{hostile.base}/to-other-loopback"]))
     error = next(iter(errors.values()))
     assert error.code == E.FETCH_ERROR_CODE_BLOCKED_ADDRESS
-    assert error.url == f"http://127.0.0.2:{port}/good.xml"
+    # reported under the submitted URL, with the target in the detail
+    assert error.url == f"{hostile.base}/to-other-loopback"
+    assert error.detail.startswith(f"redirected to http://127.0.0.2:{port}/good.xml: ")
     assert accepted == []
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest
-from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
+from storywire.v1 import common_pb2, store_pb2
 
+from devtools.services import DEV_SERVICE_TOKEN, dev_channel
 from devtools.stack import StackInfo
 from runtime.server import ServerHandle, start_server
 from runtime.settings import load_settings
-from runtime.stubs import StoreStub as Store
+from runtime.stubs import StoreAllStub as Store
 
 __all__ = ["Store"]
 from services.store.service import StoreService
@@ -27,6 +27,7 @@ def store_settings(dsn: str, **overrides: object) -> StoreSettings:
         database_url=dsn,
         store_port=0,
         log_format="console",
+        service_token=DEV_SERVICE_TOKEN,  # as `make run` does: the worker API needs one
         **overrides,
     )
 
@@ -45,8 +46,8 @@ async def store_server(stack: StackInfo) -> AsyncIterator[ServerHandle]:
 
 @pytest.fixture(scope="session")
 async def store(store_server: ServerHandle) -> AsyncIterator[Store]:
-    async with grpc.aio.insecure_channel(store_server.address) as channel:
-        yield store_pb2_grpc.StoreServiceStub(channel)
+    async with dev_channel(store_server.address) as channel:
+        yield Store(channel)
 
 
 def spec(*urls: str, **options: object) -> common_pb2.JobSpec:

@@ -10,10 +10,12 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
-from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
+from storywire.v1 import common_pb2, store_pb2
 
+from devtools.services import dev_channel
 from devtools.stack import Stack
 from runtime.server import start_server
+from runtime.stubs import StoreAllStub
 from services.store.service import StoreService
 from services.store.validation import article_id
 from tests.conftest import make_state_dir
@@ -44,8 +46,8 @@ async def test_unreachable_at_start_then_serving_without_restart(private_stack: 
     try:
         await asyncio.sleep(0.5)
         assert await health_status(handle.address) == health_pb2.HealthCheckResponse.NOT_SERVING
-        async with grpc.aio.insecure_channel(handle.address) as channel:
-            stub = store_pb2_grpc.StoreServiceStub(channel)
+        async with dev_channel(handle.address) as channel:
+            stub = StoreAllStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.SubmitJob(store_pb2.SubmitJobRequest(spec=spec()))
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -66,8 +68,8 @@ async def test_postgres_restart_mid_test_loses_nothing_acknowledged(private_stac
     handle = await start_server(StoreService(settings), settings, 0)
     try:
         await wait_serving(handle.address)
-        async with grpc.aio.insecure_channel(handle.address) as channel:
-            stub = store_pb2_grpc.StoreServiceStub(channel)
+        async with dev_channel(handle.address) as channel:
+            stub = StoreAllStub(channel)
             prefix = unique()
             before = [make_article(prefix, i) for i in range(500)]
             ack = await stub.PutArticles(stream_articles(before))

@@ -89,7 +89,7 @@ async def test_bad_articles_are_rejected_with_reasons_and_the_rest_written(
     reasons = {r.index: r.reason for r in reply.result.rejected}
     assert reasons == {
         1: "canonical_url is required",
-        3: "contains a NUL character",
+        3: "text: contains the control character U+0000 at position 3",
         4: "id does not match canonical_url and content_hash",
     }
 

@@ -102,7 +102,7 @@ async def test_protocol_errors_are_invalid_argument(sim: Sim) -> None:
             bad = synthesizer_pb2.SynthesisConfig(similarity_threshold=3)
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 _ = [r async for r in stub.Synthesize(requests(bad, []))]
-            assert info.value.details() == "config.similarity_threshold: 3.0 is outside [0.01, 1]"
+            assert info.value.details() == "stream[0].config.similarity_threshold: 3.0 is outside [0.01, 1.0]"
     finally:
         await handle.stop()
 

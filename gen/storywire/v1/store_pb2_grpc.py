@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class StoreServiceStub:
-    """Owns all durable state. Every write is idempotent.
+    """The client-facing API of the store: submit, follow, cancel and read jobs and their results.
+    With STORYWIRE_CLIENT_TOKEN set, every call needs `authorization: Bearer <client token>` (or the
+    service token). Owns all durable state; the workers' writes go through StoreWorkerService.
     """
 
     def __init__(self, channel):
@@ -60,26 +62,6 @@ class StoreServiceStub:
                 request_serializer=storywire_dot_v1_dot_store__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=storywire_dot_v1_dot_store__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
-        self.ClaimJob = channel.unary_unary(
-                '/storywire.v1.StoreService/ClaimJob',
-                request_serializer=storywire_dot_v1_dot_store__pb2.ClaimJobRequest.SerializeToString,
-                response_deserializer=storywire_dot_v1_dot_store__pb2.ClaimJobResponse.FromString,
-                _registered_method=True)
-        self.UpdateJob = channel.unary_unary(
-                '/storywire.v1.StoreService/UpdateJob',
-                request_serializer=storywire_dot_v1_dot_store__pb2.UpdateJobRequest.SerializeToString,
-                response_deserializer=storywire_dot_v1_dot_store__pb2.UpdateJobResponse.FromString,
-                _registered_method=True)
-        self.PutArticles = channel.stream_unary(
-                '/storywire.v1.StoreService/PutArticles',
-                request_serializer=storywire_dot_v1_dot_store__pb2.PutArticlesRequest.SerializeToString,
-                response_deserializer=storywire_dot_v1_dot_store__pb2.PutArticlesResponse.FromString,
-                _registered_method=True)
-        self.PutStories = channel.stream_unary(
-                '/storywire.v1.StoreService/PutStories',
-                request_serializer=storywire_dot_v1_dot_store__pb2.PutStoriesRequest.SerializeToString,
-                response_deserializer=storywire_dot_v1_dot_store__pb2.PutStoriesResponse.FromString,
-                _registered_method=True)
         self.GetStory = channel.unary_unary(
                 '/storywire.v1.StoreService/GetStory',
                 request_serializer=storywire_dot_v1_dot_store__pb2.GetStoryRequest.SerializeToString,
@@ -98,7 +80,9 @@ class StoreServiceStub:
 
 
 class StoreServiceServicer:
-    """Owns all durable state. Every write is idempotent.
+    """The client-facing API of the store: submit, follow, cancel and read jobs and their results.
+    With STORYWIRE_CLIENT_TOKEN set, every call needs `authorization: Bearer <client token>` (or the
+    service token). Owns all durable state; the workers' writes go through StoreWorkerService.
     """
 
     def SubmitJob(self, request, context):
@@ -133,36 +117,6 @@ class StoreServiceServicer:
     def WatchJob(self, request, context):
         """The job's current state first, then every change as it happens (pushed, never polled), heartbeats
         while idle; the stream ends after the final state.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ClaimJob(self, request, context):
-        """For workers: claims the oldest runnable job (queued, or whose lease expired) under a lease,
-        waiting up to wait_time for one to appear. An empty response means none is runnable.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def UpdateJob(self, request, context):
-        """For workers: renews the lease and records state, progress, totals or an error.
-        FAILED_PRECONDITION when the lease was lost or the transition is not allowed.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def PutArticles(self, request_iterator, context):
-        """Writes articles from a client stream of chunks, in batches; idempotent by canonical URL + content hash.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def PutStories(self, request_iterator, context):
-        """Writes stories from a client stream in batches; idempotent by job id + cluster key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -217,26 +171,6 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     request_deserializer=storywire_dot_v1_dot_store__pb2.WatchJobRequest.FromString,
                     response_serializer=storywire_dot_v1_dot_store__pb2.WatchJobResponse.SerializeToString,
             ),
-            'ClaimJob': grpc.unary_unary_rpc_method_handler(
-                    servicer.ClaimJob,
-                    request_deserializer=storywire_dot_v1_dot_store__pb2.ClaimJobRequest.FromString,
-                    response_serializer=storywire_dot_v1_dot_store__pb2.ClaimJobResponse.SerializeToString,
-            ),
-            'UpdateJob': grpc.unary_unary_rpc_method_handler(
-                    servicer.UpdateJob,
-                    request_deserializer=storywire_dot_v1_dot_store__pb2.UpdateJobRequest.FromString,
-                    response_serializer=storywire_dot_v1_dot_store__pb2.UpdateJobResponse.SerializeToString,
-            ),
-            'PutArticles': grpc.stream_unary_rpc_method_handler(
-                    servicer.PutArticles,
-                    request_deserializer=storywire_dot_v1_dot_store__pb2.PutArticlesRequest.FromString,
-                    response_serializer=storywire_dot_v1_dot_store__pb2.PutArticlesResponse.SerializeToString,
-            ),
-            'PutStories': grpc.stream_unary_rpc_method_handler(
-                    servicer.PutStories,
-                    request_deserializer=storywire_dot_v1_dot_store__pb2.PutStoriesRequest.FromString,
-                    response_serializer=storywire_dot_v1_dot_store__pb2.PutStoriesResponse.SerializeToString,
-            ),
             'GetStory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStory,
                     request_deserializer=storywire_dot_v1_dot_store__pb2.GetStoryRequest.FromString,
@@ -261,7 +195,9 @@ def add_StoreServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class StoreService:
-    """Owns all durable state. Every write is idempotent.
+    """The client-facing API of the store: submit, follow, cancel and read jobs and their results.
+    With STORYWIRE_CLIENT_TOKEN set, every call needs `authorization: Bearer <client token>` (or the
+    service token). Owns all durable state; the workers' writes go through StoreWorkerService.
     """
 
     @staticmethod
@@ -400,114 +336,6 @@ class StoreService:
             _registered_method=True)
 
     @staticmethod
-    def ClaimJob(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/storywire.v1.StoreService/ClaimJob',
-            storywire_dot_v1_dot_store__pb2.ClaimJobRequest.SerializeToString,
-            storywire_dot_v1_dot_store__pb2.ClaimJobResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def UpdateJob(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/storywire.v1.StoreService/UpdateJob',
-            storywire_dot_v1_dot_store__pb2.UpdateJobRequest.SerializeToString,
-            storywire_dot_v1_dot_store__pb2.UpdateJobResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def PutArticles(request_iterator,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.stream_unary(
-            request_iterator,
-            target,
-            '/storywire.v1.StoreService/PutArticles',
-            storywire_dot_v1_dot_store__pb2.PutArticlesRequest.SerializeToString,
-            storywire_dot_v1_dot_store__pb2.PutArticlesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def PutStories(request_iterator,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.stream_unary(
-            request_iterator,
-            target,
-            '/storywire.v1.StoreService/PutStories',
-            storywire_dot_v1_dot_store__pb2.PutStoriesRequest.SerializeToString,
-            storywire_dot_v1_dot_store__pb2.PutStoriesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
     def GetStory(request,
             target,
             options=(),
@@ -578,6 +406,225 @@ class StoreService:
             '/storywire.v1.StoreService/BatchGetArticles',
             storywire_dot_v1_dot_store__pb2.BatchGetArticlesRequest.SerializeToString,
             storywire_dot_v1_dot_store__pb2.BatchGetArticlesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class StoreWorkerServiceStub:
+    """The workers' API of the store (the synthesizer's job runner): claim jobs, record their progress and
+    write their articles and stories. Every call needs `authorization: Bearer <service token>`
+    (STORYWIRE_SERVICE_TOKEN); without a service token configured, the store refuses every call.
+    Every write is idempotent.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ClaimJob = channel.unary_unary(
+                '/storywire.v1.StoreWorkerService/ClaimJob',
+                request_serializer=storywire_dot_v1_dot_store__pb2.ClaimJobRequest.SerializeToString,
+                response_deserializer=storywire_dot_v1_dot_store__pb2.ClaimJobResponse.FromString,
+                _registered_method=True)
+        self.UpdateJob = channel.unary_unary(
+                '/storywire.v1.StoreWorkerService/UpdateJob',
+                request_serializer=storywire_dot_v1_dot_store__pb2.UpdateJobRequest.SerializeToString,
+                response_deserializer=storywire_dot_v1_dot_store__pb2.UpdateJobResponse.FromString,
+                _registered_method=True)
+        self.PutArticles = channel.stream_unary(
+                '/storywire.v1.StoreWorkerService/PutArticles',
+                request_serializer=storywire_dot_v1_dot_store__pb2.PutArticlesRequest.SerializeToString,
+                response_deserializer=storywire_dot_v1_dot_store__pb2.PutArticlesResponse.FromString,
+                _registered_method=True)
+        self.PutStories = channel.stream_unary(
+                '/storywire.v1.StoreWorkerService/PutStories',
+                request_serializer=storywire_dot_v1_dot_store__pb2.PutStoriesRequest.SerializeToString,
+                response_deserializer=storywire_dot_v1_dot_store__pb2.PutStoriesResponse.FromString,
+                _registered_method=True)
+
+
+class StoreWorkerServiceServicer:
+    """The workers' API of the store (the synthesizer's job runner): claim jobs, record their progress and
+    write their articles and stories. Every call needs `authorization: Bearer <service token>`
+    (STORYWIRE_SERVICE_TOKEN); without a service token configured, the store refuses every call.
+    Every write is idempotent.
+    """
+
+    def ClaimJob(self, request, context):
+        """For workers: claims the oldest runnable job (queued, or whose lease expired) under a lease,
+        waiting up to wait_time for one to appear. An empty response means none is runnable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateJob(self, request, context):
+        """For workers: renews the lease and records state, progress, totals or an error.
+        FAILED_PRECONDITION when the lease was lost or the transition is not allowed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutArticles(self, request_iterator, context):
+        """Writes articles from a client stream of chunks, in batches; idempotent by canonical URL + content hash.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutStories(self, request_iterator, context):
+        """Writes stories from a client stream in batches; idempotent by job id + cluster key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_StoreWorkerServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ClaimJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimJob,
+                    request_deserializer=storywire_dot_v1_dot_store__pb2.ClaimJobRequest.FromString,
+                    response_serializer=storywire_dot_v1_dot_store__pb2.ClaimJobResponse.SerializeToString,
+            ),
+            'UpdateJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateJob,
+                    request_deserializer=storywire_dot_v1_dot_store__pb2.UpdateJobRequest.FromString,
+                    response_serializer=storywire_dot_v1_dot_store__pb2.UpdateJobResponse.SerializeToString,
+            ),
+            'PutArticles': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutArticles,
+                    request_deserializer=storywire_dot_v1_dot_store__pb2.PutArticlesRequest.FromString,
+                    response_serializer=storywire_dot_v1_dot_store__pb2.PutArticlesResponse.SerializeToString,
+            ),
+            'PutStories': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutStories,
+                    request_deserializer=storywire_dot_v1_dot_store__pb2.PutStoriesRequest.FromString,
+                    response_serializer=storywire_dot_v1_dot_store__pb2.PutStoriesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'storywire.v1.StoreWorkerService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('storywire.v1.StoreWorkerService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class StoreWorkerService:
+    """The workers' API of the store (the synthesizer's job runner): claim jobs, record their progress and
+    write their articles and stories. Every call needs `authorization: Bearer <service token>`
+    (STORYWIRE_SERVICE_TOKEN); without a service token configured, the store refuses every call.
+    Every write is idempotent.
+    """
+
+    @staticmethod
+    def ClaimJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/storywire.v1.StoreWorkerService/ClaimJob',
+            storywire_dot_v1_dot_store__pb2.ClaimJobRequest.SerializeToString,
+            storywire_dot_v1_dot_store__pb2.ClaimJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/storywire.v1.StoreWorkerService/UpdateJob',
+            storywire_dot_v1_dot_store__pb2.UpdateJobRequest.SerializeToString,
+            storywire_dot_v1_dot_store__pb2.UpdateJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutArticles(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/storywire.v1.StoreWorkerService/PutArticles',
+            storywire_dot_v1_dot_store__pb2.PutArticlesRequest.SerializeToString,
+            storywire_dot_v1_dot_store__pb2.PutArticlesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutStories(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/storywire.v1.StoreWorkerService/PutStories',
+            storywire_dot_v1_dot_store__pb2.PutStoriesRequest.SerializeToString,
+            storywire_dot_v1_dot_store__pb2.PutStoriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

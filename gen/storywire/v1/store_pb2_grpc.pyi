@@ -27,7 +27,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class StoreServiceStub:
-    """Owns all durable state. Every write is idempotent."""
+    """The client-facing API of the store: submit, follow, cancel and read jobs and their results.
+    With STORYWIRE_CLIENT_TOKEN set, every call needs `authorization: Bearer <client token>` (or the
+    service token). Owns all durable state; the workers' writes go through StoreWorkerService.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -47,18 +50,6 @@ class StoreServiceStub:
     """The job's current state first, then every change as it happens (pushed, never polled), heartbeats
     while idle; the stream ends after the final state.
     """
-    ClaimJob: _grpc.UnaryUnaryMultiCallable[_store_pb2.ClaimJobRequest, _store_pb2.ClaimJobResponse]
-    """For workers: claims the oldest runnable job (queued, or whose lease expired) under a lease,
-    waiting up to wait_time for one to appear. An empty response means none is runnable.
-    """
-    UpdateJob: _grpc.UnaryUnaryMultiCallable[_store_pb2.UpdateJobRequest, _store_pb2.UpdateJobResponse]
-    """For workers: renews the lease and records state, progress, totals or an error.
-    FAILED_PRECONDITION when the lease was lost or the transition is not allowed.
-    """
-    PutArticles: _grpc.StreamUnaryMultiCallable[_store_pb2.PutArticlesRequest, _store_pb2.PutArticlesResponse]
-    """Writes articles from a client stream of chunks, in batches; idempotent by canonical URL + content hash."""
-    PutStories: _grpc.StreamUnaryMultiCallable[_store_pb2.PutStoriesRequest, _store_pb2.PutStoriesResponse]
-    """Writes stories from a client stream in batches; idempotent by job id + cluster key."""
     GetStory: _grpc.UnaryUnaryMultiCallable[_store_pb2.GetStoryRequest, _store_pb2.GetStoryResponse]
     """One story with its articles."""
     ListStories: _grpc.UnaryUnaryMultiCallable[_store_pb2.ListStoriesRequest, _store_pb2.ListStoriesResponse]
@@ -68,7 +59,10 @@ class StoreServiceStub:
 
 @_typing.type_check_only
 class StoreServiceAsyncStub(StoreServiceStub):
-    """Owns all durable state. Every write is idempotent."""
+    """The client-facing API of the store: submit, follow, cancel and read jobs and their results.
+    With STORYWIRE_CLIENT_TOKEN set, every call needs `authorization: Bearer <client token>` (or the
+    service token). Owns all durable state; the workers' writes go through StoreWorkerService.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitJob: _aio.UnaryUnaryMultiCallable[_store_pb2.SubmitJobRequest, _store_pb2.SubmitJobResponse]  # type: ignore[assignment]
@@ -85,18 +79,6 @@ class StoreServiceAsyncStub(StoreServiceStub):
     """The job's current state first, then every change as it happens (pushed, never polled), heartbeats
     while idle; the stream ends after the final state.
     """
-    ClaimJob: _aio.UnaryUnaryMultiCallable[_store_pb2.ClaimJobRequest, _store_pb2.ClaimJobResponse]  # type: ignore[assignment]
-    """For workers: claims the oldest runnable job (queued, or whose lease expired) under a lease,
-    waiting up to wait_time for one to appear. An empty response means none is runnable.
-    """
-    UpdateJob: _aio.UnaryUnaryMultiCallable[_store_pb2.UpdateJobRequest, _store_pb2.UpdateJobResponse]  # type: ignore[assignment]
-    """For workers: renews the lease and records state, progress, totals or an error.
-    FAILED_PRECONDITION when the lease was lost or the transition is not allowed.
-    """
-    PutArticles: _aio.StreamUnaryMultiCallable[_store_pb2.PutArticlesRequest, _store_pb2.PutArticlesResponse]  # type: ignore[assignment]
-    """Writes articles from a client stream of chunks, in batches; idempotent by canonical URL + content hash."""
-    PutStories: _aio.StreamUnaryMultiCallable[_store_pb2.PutStoriesRequest, _store_pb2.PutStoriesResponse]  # type: ignore[assignment]
-    """Writes stories from a client stream in batches; idempotent by job id + cluster key."""
     GetStory: _aio.UnaryUnaryMultiCallable[_store_pb2.GetStoryRequest, _store_pb2.GetStoryResponse]  # type: ignore[assignment]
     """One story with its articles."""
     ListStories: _aio.UnaryUnaryMultiCallable[_store_pb2.ListStoriesRequest, _store_pb2.ListStoriesResponse]  # type: ignore[assignment]
@@ -105,7 +87,10 @@ class StoreServiceAsyncStub(StoreServiceStub):
     """Articles by id (unknown ids are listed in the response, not an error)."""
 
 class StoreServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Owns all durable state. Every write is idempotent."""
+    """The client-facing API of the store: submit, follow, cancel and read jobs and their results.
+    With STORYWIRE_CLIENT_TOKEN set, every call needs `authorization: Bearer <client token>` (or the
+    service token). Owns all durable state; the workers' writes go through StoreWorkerService.
+    """
 
     @_abc_1.abstractmethod
     def SubmitJob(
@@ -152,6 +137,85 @@ class StoreServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def GetStory(
+        self,
+        request: _store_pb2.GetStoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_store_pb2.GetStoryResponse, _abc.Awaitable[_store_pb2.GetStoryResponse]]:
+        """One story with its articles."""
+
+    @_abc_1.abstractmethod
+    def ListStories(
+        self,
+        request: _store_pb2.ListStoriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_store_pb2.ListStoriesResponse, _abc.Awaitable[_store_pb2.ListStoriesResponse]]:
+        """Stories of one job or of all jobs in a time range, with a stable order and cursor pagination."""
+
+    @_abc_1.abstractmethod
+    def BatchGetArticles(
+        self,
+        request: _store_pb2.BatchGetArticlesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_store_pb2.BatchGetArticlesResponse, _abc.Awaitable[_store_pb2.BatchGetArticlesResponse]]:
+        """Articles by id (unknown ids are listed in the response, not an error)."""
+
+def add_StoreServiceServicer_to_server(servicer: StoreServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class StoreWorkerServiceStub:
+    """The workers' API of the store (the synthesizer's job runner): claim jobs, record their progress and
+    write their articles and stories. Every call needs `authorization: Bearer <service token>`
+    (STORYWIRE_SERVICE_TOKEN); without a service token configured, the store refuses every call.
+    Every write is idempotent.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> StoreWorkerServiceAsyncStub: ...
+    ClaimJob: _grpc.UnaryUnaryMultiCallable[_store_pb2.ClaimJobRequest, _store_pb2.ClaimJobResponse]
+    """For workers: claims the oldest runnable job (queued, or whose lease expired) under a lease,
+    waiting up to wait_time for one to appear. An empty response means none is runnable.
+    """
+    UpdateJob: _grpc.UnaryUnaryMultiCallable[_store_pb2.UpdateJobRequest, _store_pb2.UpdateJobResponse]
+    """For workers: renews the lease and records state, progress, totals or an error.
+    FAILED_PRECONDITION when the lease was lost or the transition is not allowed.
+    """
+    PutArticles: _grpc.StreamUnaryMultiCallable[_store_pb2.PutArticlesRequest, _store_pb2.PutArticlesResponse]
+    """Writes articles from a client stream of chunks, in batches; idempotent by canonical URL + content hash."""
+    PutStories: _grpc.StreamUnaryMultiCallable[_store_pb2.PutStoriesRequest, _store_pb2.PutStoriesResponse]
+    """Writes stories from a client stream in batches; idempotent by job id + cluster key."""
+
+@_typing.type_check_only
+class StoreWorkerServiceAsyncStub(StoreWorkerServiceStub):
+    """The workers' API of the store (the synthesizer's job runner): claim jobs, record their progress and
+    write their articles and stories. Every call needs `authorization: Bearer <service token>`
+    (STORYWIRE_SERVICE_TOKEN); without a service token configured, the store refuses every call.
+    Every write is idempotent.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ClaimJob: _aio.UnaryUnaryMultiCallable[_store_pb2.ClaimJobRequest, _store_pb2.ClaimJobResponse]  # type: ignore[assignment]
+    """For workers: claims the oldest runnable job (queued, or whose lease expired) under a lease,
+    waiting up to wait_time for one to appear. An empty response means none is runnable.
+    """
+    UpdateJob: _aio.UnaryUnaryMultiCallable[_store_pb2.UpdateJobRequest, _store_pb2.UpdateJobResponse]  # type: ignore[assignment]
+    """For workers: renews the lease and records state, progress, totals or an error.
+    FAILED_PRECONDITION when the lease was lost or the transition is not allowed.
+    """
+    PutArticles: _aio.StreamUnaryMultiCallable[_store_pb2.PutArticlesRequest, _store_pb2.PutArticlesResponse]  # type: ignore[assignment]
+    """Writes articles from a client stream of chunks, in batches; idempotent by canonical URL + content hash."""
+    PutStories: _aio.StreamUnaryMultiCallable[_store_pb2.PutStoriesRequest, _store_pb2.PutStoriesResponse]  # type: ignore[assignment]
+    """Writes stories from a client stream in batches; idempotent by job id + cluster key."""
+
+class StoreWorkerServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The workers' API of the store (the synthesizer's job runner): claim jobs, record their progress and
+    write their articles and stories. Every call needs `authorization: Bearer <service token>`
+    (STORYWIRE_SERVICE_TOKEN); without a service token configured, the store refuses every call.
+    Every write is idempotent.
+    """
+
+    @_abc_1.abstractmethod
     def ClaimJob(
         self,
         request: _store_pb2.ClaimJobRequest,
@@ -187,28 +251,4 @@ class StoreServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_store_pb2.PutStoriesResponse, _abc.Awaitable[_store_pb2.PutStoriesResponse]]:
         """Writes stories from a client stream in batches; idempotent by job id + cluster key."""
 
-    @_abc_1.abstractmethod
-    def GetStory(
-        self,
-        request: _store_pb2.GetStoryRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_store_pb2.GetStoryResponse, _abc.Awaitable[_store_pb2.GetStoryResponse]]:
-        """One story with its articles."""
-
-    @_abc_1.abstractmethod
-    def ListStories(
-        self,
-        request: _store_pb2.ListStoriesRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_store_pb2.ListStoriesResponse, _abc.Awaitable[_store_pb2.ListStoriesResponse]]:
-        """Stories of one job or of all jobs in a time range, with a stable order and cursor pagination."""
-
-    @_abc_1.abstractmethod
-    def BatchGetArticles(
-        self,
-        request: _store_pb2.BatchGetArticlesRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_store_pb2.BatchGetArticlesResponse, _abc.Awaitable[_store_pb2.BatchGetArticlesResponse]]:
-        """Articles by id (unknown ids are listed in the response, not an error)."""
-
-def add_StoreServiceServicer_to_server(servicer: StoreServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_StoreWorkerServiceServicer_to_server(servicer: StoreWorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -15,11 +15,11 @@ from typing import Any
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from opentelemetry import propagate, trace
-from storywire.v1 import common_pb2, fetcher_pb2_grpc, store_pb2, store_pb2_grpc
+from storywire.v1 import common_pb2, fetcher_pb2_grpc, store_pb2
 
-from runtime.client import open_channel
+from runtime.client import ClientSecurity, open_channel
 from runtime.logging import get_logger
-from runtime.stubs import FetcherStub, StoreStub
+from runtime.stubs import FetcherStub, StoreAllStub
 from services.synthesizer.engine import Engine
 from services.synthesizer.pipeline.jobrun import JobRun
 from services.synthesizer.settings import SynthesizerSettings
@@ -35,9 +35,11 @@ class Coordinator:
         self.settings = settings
         self.engine = engine
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self._store_channel = open_channel(settings.store_address, settings.max_message_bytes)
-        self._fetcher_channel = open_channel(settings.fetcher_address, settings.max_message_bytes)
-        self.store: StoreStub = store_pb2_grpc.StoreServiceStub(self._store_channel)
+        security = ClientSecurity.for_service(settings)  # TLS when configured, the service token
+        self._store_channel = open_channel(settings.store_address, settings.max_message_bytes, security)
+        self._fetcher_channel = open_channel(settings.fetcher_address, settings.max_message_bytes, security)
+        # the workers API (claim, update, writes) and the client API (its own watch, stored stories)
+        self.store = StoreAllStub(self._store_channel)
         self.fetcher: FetcherStub = fetcher_pb2_grpc.FetcherServiceStub(self._fetcher_channel)
         self._loops: list[asyncio.Task[None]] = []
         self._running: set[asyncio.Task[None]] = set()  # loops running a job (the others wait in ClaimJob)
