@@ -28,8 +28,23 @@ ALLOWED: dict[str, tuple[str, str]] = {
         "the model name the unit tests send to the simulator (part of the LLM backend, like its URL)",
         "tests/e2e/test_jobs.py::test_job_runs_end_to_end_and_a_rerun_makes_no_llm_call",
     ),
+    **{
+        f"STORYWIRE_{name}": (
+            "the e2e run with TLS and tokens on (issue 15); every other e2e test runs with them off",
+            "tests/e2e/test_jobs.py::test_job_runs_end_to_end_and_a_rerun_makes_no_llm_call",
+        )
+        for name in ("TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE", "CLIENT_TOKEN")
+    },
+    "STORYWIRE_WORKER_ENABLED": (
+        "the edge tests drive a synthesizer's Synthesize RPC alone, with no job loop beside it",
+        "tests/e2e/test_jobs.py::test_job_runs_end_to_end_and_a_rerun_makes_no_llm_call",
+    ),
+    "STORYWIRE_SHUTDOWN_GRACE_SECONDS": (
+        "in-process servers of the edge tests stop at once at the end of each test",
+        "tests/test_service_runtime.py::test_health_reflection_and_sigterm",
+    ),
     "STORYWIRE_SERVICE_TOKEN": (
-        "the workers' API refuses every caller without one: tests run as `make run` does, with a per-run token",
+        "the workers' API refuses every caller without one; tests run as `make run` does, with a per-run one",
         "tests/edge/test_security.py::test_plain_client_cannot_claim_jobs_with_default_settings",
     ),
     "STORYWIRE_WORKER_STREAM_WATCHDOG_SECONDS": (
