@@ -8,10 +8,10 @@ import asyncio
 import datetime as dt
 import json
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from cachetools import LRUCache
 from redis.exceptions import RedisError
 
 from runtime.logging import get_logger
@@ -52,7 +52,6 @@ class ConditionalCache:
         self,
         redis_url: str,
         ttl_seconds: int = 30 * 24 * 3600,
-        max_local: int = 2000,
         max_local_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self._redis = (
@@ -60,11 +59,9 @@ class ConditionalCache:
             if redis_url
             else None
         )
-        self._local: OrderedDict[str, bytes] = OrderedDict()
+        # the in-process map: least recently used first out, bounded by the bytes it holds (cachetools)
+        self._local: LRUCache[str, bytes] = LRUCache(maxsize=max_local_bytes, getsizeof=len)
         self.ttl = ttl_seconds
-        self.max_local = max_local
-        self.max_local_bytes = max_local_bytes  # the in-process map is bounded by size too
-        self._local_bytes = 0
         self._warned = False
 
     def _redis_failed(self, exc: Exception) -> None:
@@ -86,11 +83,8 @@ class ConditionalCache:
         if not (item.validators.etag or item.validators.last_modified):
             return
         raw = await asyncio.to_thread(_dump, item)  # off the event loop: big feeds take milliseconds
-        self._local_bytes += len(raw) - len(self._local.get(url, b""))
-        self._local[url] = raw
-        self._local.move_to_end(url)
-        while self._local and (len(self._local) > self.max_local or self._local_bytes > self.max_local_bytes):
-            self._local_bytes -= len(self._local.popitem(last=False)[1])
+        if len(raw) <= self._local.maxsize:  # a larger one is only remembered in Redis
+            self._local[url] = raw
         if self._redis is not None:
             try:
                 await self._redis.set(PREFIX + url, raw, ex=self.ttl)

@@ -5,7 +5,6 @@ only, and conditional GET."""
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
+from runtime.retry import TRANSIENT
 from runtime.validation import InvalidArgumentError, normalize_url
 from services.fetcher.safety import AddressGuard, BlockedError, DnsError
 
@@ -175,16 +175,20 @@ class HttpFetcher:
             raise FetchFailedError("timeout", f"no complete answer within {total_timeout:g}s", url) from None
 
     async def _fetch_with_retries(self, url: str, per_host: int, known: Validators | None) -> Fetched:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._follow(url, per_host, known)
-            except _RetryableError as exc:
-                if attempt > self.limits.retries:
-                    raise FetchFailedError(exc.code, str(exc), exc.url, exc.http_status) from None
-                delay = exc.retry_after if exc.retry_after is not None else 0.2 * 2 ** (attempt - 1)
-                await asyncio.sleep(min(delay, self.limits.max_retry_after) * random.uniform(0.8, 1.0))  # noqa: S311
+        """The runtime's retry policy (exponential backoff with jitter), or the server's Retry-After."""
+
+        def retryable(exc: Exception) -> bool | float:
+            if not isinstance(exc, _RetryableError):
+                return False
+            return min(exc.retry_after, self.limits.max_retry_after) if exc.retry_after is not None else True
+
+        try:
+            async for attempt in TRANSIENT.with_attempts(self.limits.retries + 1).retries(retryable):
+                with attempt:
+                    return await self._follow(url, per_host, known)
+        except _RetryableError as exc:
+            raise FetchFailedError(exc.code, str(exc), exc.url, exc.http_status) from None
+        raise AssertionError("unreachable: the policy returns or raises")
 
     async def _follow(self, url: str, per_host: int, known: Validators | None) -> Fetched:
         """Follow redirects; a failure at a redirect target is reported under ``url``, the URL that was

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from storywire.v1 import fetcher_pb2, fetcher_pb2_grpc
+from storywire.v1 import common_pb2, fetcher_pb2, fetcher_pb2_grpc
 
 from runtime.errors import InvalidArgumentError
 from runtime.logging import get_logger
@@ -40,7 +40,8 @@ class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
             max_articles=o.max_articles,
             per_host=o.per_host_concurrency or s.fetch_per_host_concurrency,
             timeout=o.timeout_seconds or s.fetch_timeout_seconds,
-            full_text=o.fetch_full_text,
+            full_text=o.full_text != common_pb2.FULL_TEXT_OFF,
+            heartbeat=o.heartbeat_seconds,
             batch_size=o.batch_size,
         )
         run = FetchRun(self.http, self.memory, options)

@@ -4,7 +4,6 @@ PostgreSQL is down (health NOT_SERVING until it is up), plus the classification 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeAlias
@@ -13,13 +12,14 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from runtime.logging import get_logger
+from runtime.retry import reconnect
 from services.store.migrate import migrate
 from services.store.settings import StoreSettings
 
 log = get_logger(__name__)
 
 #: errors that mean "PostgreSQL is unreachable or the connection broke": retryable, UNAVAILABLE to clients
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,  # connection closed / released mid-operation
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 else:
     Conn = asyncpg.Connection
-_RETRY_AT_START: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, asyncpg.PostgresError)
+_RETRY_AT_START: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, asyncpg.PostgresError)
 
 
 def required(row: asyncpg.Record | None) -> asyncpg.Record:
@@ -91,11 +91,10 @@ class Database:
 
     async def _connect_loop(self, on_connected: Callable[[], Awaitable[None]]) -> None:
         s = self.settings
-        delay = 0.2
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
+        attempts = 0
+        async for attempt in reconnect(s.db_retry_max_seconds).retries(_RETRY_AT_START):
+            with attempt:  # each failure is logged by the retry policy, with its wait
+                attempts = attempt.num
                 pool = await asyncpg.create_pool(
                     s.database_url,
                     min_size=s.db_pool_min,
@@ -110,21 +109,10 @@ class Database:
                 if s.store_migrate_on_start:
                     async with pool.acquire() as conn:
                         await migrate(conn)
-            except _RETRY_AT_START as exc:
-                log.warning(
-                    "PostgreSQL unreachable; retrying",
-                    attempt=attempt,
-                    retry_in_seconds=round(delay, 2),
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, s.db_retry_max_seconds) * random.uniform(0.8, 1.0)  # noqa: S311
-                continue
-            self._pool = pool
-            self._connected.set()
-            log.info("PostgreSQL connected", attempts=attempt)
-            await on_connected()
-            return
+        self._pool = pool
+        self._connected.set()
+        log.info("PostgreSQL connected", attempts=attempts)
+        await on_connected()
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():

@@ -6,7 +6,6 @@ connection) retries the same batch, which the upsert makes harmless.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import asyncpg
 from storywire.v1 import common_pb2, store_pb2
 
 from runtime.logging import get_logger
+from runtime.retry import TRANSIENT
 from services.store.convert import from_ts, job_to_proto
 from services.store.database import TRANSIENT_ERRORS, Conn, Database, required
 from services.store.joblog import append_events, story_counts
@@ -24,7 +24,7 @@ from services.store.validation import article_id, article_problem, story_id, sto
 log = get_logger(__name__)
 T = TypeVar("T")
 #: a batch is one transaction, so these are safe to retry as a whole
-RETRYABLE: tuple[type[BaseException], ...] = (
+RETRYABLE: tuple[type[Exception], ...] = (
     *TRANSIENT_ERRORS,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
@@ -124,20 +124,18 @@ class Counts:
 
 
 async def with_retries(op: Callable[[], Awaitable[T]], attempts: int = 4, what: str = "batch") -> T:
-    """Run ``op`` (one whole transaction), retrying transient database failures with backoff."""
-    delay = 0.2
-    for attempt in range(1, attempts + 1):
-        try:
-            return await op()
-        except Exception as exc:
-            if not isinstance(exc, RETRYABLE) or attempt == attempts:
-                raise
-            log.warning(
-                "write failed; retrying", what=what, attempt=attempt, error=f"{type(exc).__name__}: {exc}"
-            )
-            await asyncio.sleep(delay)
-            delay *= 2.5
-    raise AssertionError("unreachable")
+    """Run ``op`` (one whole transaction), retrying transient database failures with the runtime's
+    retry policy (each scheduled retry is logged by it, with ``what`` in the log line of a failure)."""
+    try:
+        async for attempt in TRANSIENT.with_attempts(attempts).retries(RETRYABLE):
+            with attempt:
+                return await op()
+    except RETRYABLE as exc:
+        log.warning(
+            "write failed after retries", what=what, attempts=attempts, error=f"{type(exc).__name__}: {exc}"
+        )
+        raise
+    raise AssertionError("unreachable: the policy returns or raises")
 
 
 def story_record(index: int, s: common_pb2.Story) -> tuple[Any, ...]:

@@ -9,9 +9,10 @@ fix the order, embeddings are a pure function of the text.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from cachetools import LRUCache
 
 from services.synthesizer.clustering import Cluster, Doc, cluster_key
 from services.synthesizer.clustering.embeddings import MiniLMEncoder
@@ -32,7 +33,7 @@ class EmbeddingBackend:
 
     def __init__(self, encoder: MiniLMEncoder | None = None) -> None:
         self.encoder = encoder or MiniLMEncoder()
-        self._remembered: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+        self._remembered: LRUCache[str, NDArray[np.float32]] = LRUCache(maxsize=REMEMBERED)
         # one backend serves every stream of the process, and releases run in worker threads
         self._lock = threading.Lock()
 
@@ -43,16 +44,18 @@ class EmbeddingBackend:
     def _embed_locked(self, docs: Sequence[Doc]) -> NDArray[np.float32]:
         import numpy as np  # noqa: PLC0415 - optional extra
 
-        missing = [d for d in docs if d.content_hash not in self._remembered]
+        found: dict[str, NDArray[np.float32]] = {}
+        for d in docs:
+            vector = self._remembered.get(d.content_hash)  # a hit is also marked recently used
+            if vector is not None:
+                found[d.content_hash] = vector
+        missing = [d for d in docs if d.content_hash not in found]
         if missing:
             vectors = self.encoder.encode([f"{d.title}. {d.text}" for d in missing])
             for d, v in zip(missing, vectors, strict=True):
-                self._remembered[d.content_hash] = v
-        for d in docs:
-            self._remembered.move_to_end(d.content_hash)
-        out = np.stack([self._remembered[d.content_hash] for d in docs]) if docs else np.zeros((0, 1))
-        while len(self._remembered) > max(REMEMBERED, len(docs)):
-            self._remembered.popitem(last=False)
+                found[d.content_hash] = v
+                self._remembered[d.content_hash] = v  # a call larger than the LRU keeps its newest
+        out = np.stack([found[d.content_hash] for d in docs]) if docs else np.zeros((0, 1))
         return out.astype(np.float32)
 
     def cluster(self, docs: Sequence[Doc], threshold: float) -> list[Cluster]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from cachetools import LRUCache
 from redis.exceptions import RedisError
 
 from runtime.logging import get_logger
@@ -31,36 +31,41 @@ class TierStats:
     available: bool = True
 
 
+class _SizedLRU(LRUCache[str, bytes]):
+    """cachetools' LRU sized by its values' bytes, counting what it evicts."""
+
+    def __init__(self, max_bytes: int, stats: TierStats) -> None:
+        super().__init__(maxsize=max_bytes, getsizeof=len)
+        self.stats = stats
+
+    def popitem(self) -> tuple[str, bytes]:
+        item = super().popitem()
+        self.stats.evictions += 1
+        return item
+
+
 class MemoryTier:
-    """LRU bounded by the total size of its values."""
+    """LRU bounded by the total size of its values (cachetools)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._data: OrderedDict[str, bytes] = OrderedDict()
         self.stats = TierStats()
+        self._data = _SizedLRU(max_bytes, self.stats)
 
     def get(self, key: str) -> bytes | None:
         value = self._data.get(key)
         if value is None:
             self.stats.misses += 1
             return None
-        self._data.move_to_end(key)
         self.stats.hits += 1
         return value
 
     def put(self, key: str, value: bytes) -> None:
         if len(value) > self.max_bytes:
             return
-        old = self._data.pop(key, None)
-        if old is not None:
-            self.stats.bytes -= len(old)
         self._data[key] = value
-        self.stats.bytes += len(value)
         self.stats.writes += 1
-        while self.stats.bytes > self.max_bytes:
-            _, evicted = self._data.popitem(last=False)
-            self.stats.bytes -= len(evicted)
-            self.stats.evictions += 1
+        self.stats.bytes = int(self._data.currsize)
         self.stats.entries = len(self._data)
 
 
