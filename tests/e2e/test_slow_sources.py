@@ -1,5 +1,5 @@
 """Nothing lost when sources are slow or jobs are cancelled, on real services with DEFAULT release
-settings: a feed 1.5 s late, an event whose articles arrive 3 s apart, and cancelled jobs followed by
+settings: a feed 3 s late, an event whose articles arrive 3 s apart, and cancelled jobs followed by
 the same job again."""
 
 from __future__ import annotations
@@ -65,11 +65,14 @@ def check_accounting(run: Run) -> None:
     assert len(in_stories) + cluster.failed == cluster.total
 
 
-async def test_a_feed_1_5_s_late_loses_nothing_and_the_first_story_comes_before_it(store: Store) -> None:
+async def test_a_feed_3_s_late_loses_nothing_and_the_first_story_comes_before_it(store: Store) -> None:
+    """3 s, not 1.5 s: with full text on (the default) the other five feeds' 86 pages are read first,
+    8 at a time from the one loopback host, which takes longer than 1.5 s on 2 busy cores; the loss
+    checks hold at any delay (tests/e2e/test_slow_source.py has the sample corpus 1.5 s late)."""
     with devnews.serve() as server:
         baseline = await run_job(store, server.feed_urls())
     slow = 6  # the biggest feed (27 of the 113 articles)
-    with devnews.serve((slow, 1.5), port=server.port) as server:
+    with devnews.serve((slow, 3.0), port=server.port) as server:
         delayed = await run_job(store, server.feed_urls())
         answered = server.answered[slow]
     urls = await article_urls(store, [baseline, delayed])
