@@ -67,9 +67,17 @@ def timing_table(job: common_pb2.Job) -> Table:
     table.caption = (
         f"stages overlap (pipelined), so shares can add up to more than 100%; "
         f"tokens saved by cache: {saved}; "
-        f"grounding rejections: {t.grounding_rejections}; trace id: {job.trace_id or '-'}"
+        f"grounding rejections: {t.grounding_rejections}{_reasons(t)}; trace id: {job.trace_id or '-'}"
     )
     return table
+
+
+def _reasons(t: common_pb2.SynthesisTotals) -> str:
+    """ " (format 2, invented_name 5)": rejected answers by reason, most frequent first."""
+    if not t.rejection_reasons:
+        return ""
+    ranked = sorted(t.rejection_reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    return " (" + ", ".join(f"{k} {v}" for k, v in ranked) + ")"
 
 
 def stories_table(stories: list[common_pb2.Story]) -> Table:

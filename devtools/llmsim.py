@@ -8,6 +8,13 @@ first sentences), so they are deterministic and grounded. Faults are injected at
 way real backends differ: ``openai``/``vllm`` (usage), ``ollama`` (error as a string), ``llamacpp``
 (timings, no usage when ``omit_usage``).
 
+Structured output: a request with ``response_format`` (``json_schema`` or ``json_object``) is answered
+with a ``{"title", "summary"}`` JSON object; so is one with a GBNF ``grammar`` in the ``llamacpp``
+dialect (llama-server's field; other dialects refuse it with 400, as OpenAI refuses an unknown
+parameter). ``structured=false`` refuses both with 400 (a backend without structured output). The
+``llamacpp`` dialect also answers ``GET /props`` (``n_ctx``) and lists ``meta.n_params`` in
+``/v1/models``, as llama-server does; ``stats.formats`` counts the requests by answer format.
+
 ``python -m devtools.llmsim --port 8089 --slots 4 --latency 1.0``; GET /stats, POST /reset, POST /config.
 """
 
@@ -44,6 +51,11 @@ class SimConfig:
     seed: int = 7
     #: answer text that invents a fact (to exercise the grounding check)
     invent: bool = False
+    #: accept response_format (and, in the llamacpp dialect, grammar); false = 400 for either
+    structured: bool = True
+    #: llamacpp dialect: the slot context /props reports and the model size /v1/models reports
+    n_ctx: int = 2048
+    n_params: int = 134_515_008
 
 
 @dataclass
@@ -58,6 +70,8 @@ class SimStats:
     max_queued: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: requests by answer format asked for: text, json_schema, grammar
+    formats: dict[str, int] = field(default_factory=dict)
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -65,18 +79,55 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 def answer_for(prompt: str, invent: bool = False) -> str:
     """A deterministic, grounded TITLE/SUMMARY answer built from the articles in the prompt."""
+    title, summary = story_for(prompt, invent)
+    return f"TITLE: {title}\nSUMMARY: {summary}"
+
+
+#: words the simulator leaves out, in the clipped style of a wire brief
+_FILLER = frozenset(
+    "a an the of from to in on at after for with by and but its their has had have been was were is are".split()  # noqa: SIM905, E501
+)
+
+
+def telegraphic(sentence: str) -> str:
+    """The sentence without articles, prepositions and auxiliaries: its facts (names, numbers) stay,
+    its wording is no longer a verbatim extract (which the grounding check rejects as extractive)."""
+    words = [w for w in sentence.rstrip(".!?").split() if w.lower() not in _FILLER] or sentence.split()
+    text = " ".join(words)
+    return text[:1].upper() + text[1:] + "."
+
+
+def story_for(prompt: str, invent: bool = False) -> tuple[str, str]:
+    """(title, summary): the first article's title and up to three sentences that no single article has
+    together (the lead first; a story combines its articles), in a telegraphic style (:func:`telegraphic`)."""
     articles = re.split(r"\n*Article \d+: ", prompt)[1:] or [prompt]
     title = articles[0].split("\n", 1)[0].strip() or "News update"
-    lead: list[str] = []
-    for article in articles[:3]:
-        body = article.split("\n", 1)[1] if "\n" in article else article
-        first = _SENTENCE.split(body.strip())[0].strip()
-        if first and first not in lead:
-            lead.append(first)
-    summary = " ".join(lead) or title
+    bodies = [(a.split("\n", 1)[1] if "\n" in a else a).strip() for a in articles]
+    picked: list[str] = []
+    for body in bodies:
+        for sentence in (s.strip() for s in _SENTENCE.split(body)):
+            together = [*picked, sentence]
+            if sentence and sentence not in picked and not any(all(p in b for p in together) for b in bodies):
+                picked.append(sentence)
+                break
+        if len(picked) == 3:
+            break
+    if not picked and bodies and bodies[0]:
+        picked = [_SENTENCE.split(bodies[0])[0].strip()]
+    summary = " ".join(telegraphic(s) for s in picked) or title
     if invent:
         summary += " Mayor Zorblax confirmed 9,999 people attended."
-    return f"TITLE: {title}\nSUMMARY: {summary}"
+    return title, summary
+
+
+def answer_format(body: dict[str, Any]) -> str:
+    """The answer format a request asks for: json_schema (response_format), grammar, or text."""
+    if isinstance(body.get("response_format"), dict) and body["response_format"].get("type") in (
+        "json_schema",
+        "json_object",
+    ):
+        return "json_schema"
+    return "grammar" if isinstance(body.get("grammar"), str) else "text"
 
 
 class Simulator:
@@ -141,6 +192,12 @@ class Simulator:
             prompt = "\n".join(str(m.get("content", "")) for m in messages)
         except (ValueError, KeyError, TypeError, AttributeError):
             return self._error(400, "request body is not a chat completion request")
+        fmt = answer_format(body)
+        stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
+        if fmt != "text" and (not cfg.structured or (fmt == "grammar" and cfg.dialect != "llamacpp")):
+            return self._error(
+                400, f"unsupported parameter: {'grammar' if fmt == 'grammar' else 'response_format'}"
+            )
         chosen = self._pick_fault()
         early = await self._early_fault(chosen)
         if early is not None:
@@ -157,7 +214,11 @@ class Simulator:
             stats.in_service += 1
             stats.max_in_service = max(stats.max_in_service, stats.in_service)
             try:
-                text = answer_for(prompt, cfg.invent)
+                if fmt == "text":
+                    text = answer_for(prompt, cfg.invent)
+                else:
+                    title, summary = story_for(prompt, cfg.invent)
+                    text = json.dumps({"title": title, "summary": summary})
                 completion_tokens = max(1, len(text) // 4)
                 prompt_tokens = max(1, len(prompt) // 4)
                 duration = (
@@ -197,6 +258,20 @@ class Simulator:
             payload["timings"] = {"predicted_n": completion_tokens, "prompt_n": prompt_tokens}
         return web.json_response(payload)
 
+    async def get_props(self, _: web.Request) -> web.Response:
+        """llama-server's /props (what storywire reads of it); 404 in the other dialects."""
+        if self.config.dialect != "llamacpp":
+            return web.json_response({"error": "not found"}, status=404)
+        return web.json_response(
+            {"default_generation_settings": {"n_ctx": self.config.n_ctx}, "total_slots": self.config.slots}
+        )
+
+    async def get_models(self, _: web.Request) -> web.Response:
+        model: dict[str, Any] = {"id": "sim", "object": "model", "owned_by": "storywire"}
+        if self.config.dialect == "llamacpp":
+            model["meta"] = {"n_params": self.config.n_params, "n_ctx_train": 8192}
+        return web.json_response({"object": "list", "data": [model]})
+
     async def get_stats(self, _: web.Request) -> web.Response:
         return web.json_response({"config": asdict(self.config), "stats": asdict(self.stats)})
 
@@ -212,6 +287,8 @@ class Simulator:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_get("/stats", self.get_stats)
+        app.router.add_get("/props", self.get_props)
+        app.router.add_get("/v1/models", self.get_models)
         app.router.add_post("/reset", self.post_reset)
         return app
 
