@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -154,7 +155,9 @@ def main() -> int:
     )
     parser.add_argument("--model", default=localllm.MODEL_NAME)
     parser.add_argument("--prompt", default="auto", choices=["auto", "compact", "full"])
-    parser.add_argument("--structured", default="auto", choices=["auto", "json_schema", "grammar", "off"])
+    parser.add_argument(
+        "--structured", default="auto", choices=["auto", "json_schema", "grammar", "grounded", "off"]
+    )
     parser.add_argument("--slots", type=int, default=1, help="llama-server slots (and concurrent calls)")
     parser.add_argument("--labels", type=Path, help="articles.json: names each cluster's event in the report")
     parser.add_argument("--json", action="store_true", help="print the whole report, stories included")
@@ -162,6 +165,8 @@ def main() -> int:
     articles = sample_articles() if args.corpus == "sample" else served_articles(args.corpus.rstrip("/"))
     overrides: dict[str, Any] = {"llm_prompt": args.prompt, "llm_structured_output": args.structured,
                                  "llm_max_workers": args.slots}  # fmt: skip
+    # a SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the llama-server below is stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = None
     base_url = args.backend
     if args.backend == "local":

@@ -32,10 +32,11 @@ class SynthesizerSettings(CommonSettings):
         "auto (compact when a llama-server reports a model under 1B parameters or a slot context under "
         "4,096 tokens, else full).",
     )
-    llm_structured_output: Literal["auto", "json_schema", "grammar", "off"] = Field(
+    llm_structured_output: Literal["auto", "json_schema", "grammar", "grounded", "off"] = Field(
         default="auto",
         description="How the answer format is enforced: grammar (GBNF, llama-server), json_schema "
-        "(response_format: OpenAI, vLLM, Ollama, llama-server), off (TITLE/SUMMARY text), or auto (grammar "
+        "(response_format: OpenAI, vLLM, Ollama, llama-server), grounded (llama-server: a grammar that only "
+        "admits names and numbers of the cluster's articles), off (TITLE/SUMMARY text), or auto (grammar "
         "on llama-server, else json_schema); a backend that rejects it gets the text format.",
     )
     llm_max_attempts: int = Field(default=4, ge=1, le=20, description="Attempts per LLM call (retries + 1).")

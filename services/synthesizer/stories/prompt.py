@@ -103,7 +103,9 @@ def key_sentences(articles: Sequence[SourceArticle], per_article: int = COMPACT_
     n = max(1, len(articles))
     picked: list[list[str]] = []
     for article in articles:
-        candidates = [s for s in sentences(article.text) if len(s) >= 20]
+        # page extraction often repeats the headline as the first line of the text
+        text = article.text.removeprefix(article.title).strip() if article.title else article.text
+        candidates = [s for s in sentences(text) if len(s) >= 20]
         scored = []
         for pos, sentence in enumerate(candidates):
             terms = set(tokens(sentence))

@@ -9,8 +9,10 @@ Answer format (``STORYWIRE_LLM_STRUCTURED_OUTPUT``): ``grammar`` sends a GBNF gr
 ``grammar`` field) that only admits ``{"title": "...", "summary": "..."}`` with two or three complete
 sentences, bounded so that it fits the token limit: a format failure cannot happen. ``json_schema`` sends
 ``response_format`` with a JSON schema (OpenAI, vLLM, Ollama and llama-server accept it). ``auto`` picks
-the grammar for llama-server and the schema elsewhere. A backend that rejects either (HTTP 4xx) is asked
-again in the text format, and is sent the text format from then on.
+the grammar for llama-server and the schema elsewhere. ``grounded`` (llama-server) is the grammar with
+names and numbers restricted to the cluster's own (:mod:`services.synthesizer.stories.grounded`). A
+backend that rejects any of them (HTTP 4xx) is asked again in the text format, and is sent the text
+format from then on.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from typing import Any, Literal
 
 from runtime.logging import get_logger
 from services.synthesizer.llm.client import BackendInfo, ChatRequest, OpenAIClient
+from services.synthesizer.stories.grounded import grounded_grammar
 from services.synthesizer.stories.prompt import AnswerFormat, PromptSpec, SourceArticle, build_messages
 
 log = get_logger(__name__)
 
 PromptMode = Literal["auto", "compact", "full"]
-StructuredMode = Literal["auto", "json_schema", "grammar", "off"]
-Enforcement = Literal["json_schema", "grammar", "off"]
+StructuredMode = Literal["auto", "json_schema", "grammar", "grounded", "off"]
+Enforcement = Literal["json_schema", "grammar", "grounded", "off"]
 
 SMALL_MODEL_PARAMETERS = 1_000_000_000
 SMALL_CONTEXT_TOKENS = 4096
@@ -94,7 +97,11 @@ class Plan:
             max_tokens,
             temperature,
             response_format=RESPONSE_FORMAT if self.enforcement == "json_schema" else None,
-            grammar=GRAMMAR if self.enforcement == "grammar" else None,
+            grammar=GRAMMAR
+            if self.enforcement == "grammar"
+            else grounded_grammar(articles)
+            if self.enforcement == "grounded"
+            else None,
         )
 
 
