@@ -26,6 +26,9 @@ pytestmark = [
 ]
 
 
+# a 135M model on 2 cores answers in about 2 s alone, but in minutes when other llama-servers share the
+# cores (0.4 tokens/s was seen): one cluster, and a generous bound
+@pytest.mark.timeout(900)
 async def test_local_model_writes_stories_that_are_grounded_or_marked() -> None:
     """With the defaults (prompt and format: auto), the real llama-server is probed, gets the compact
     prompt and the JSON grammar; a grammar-constrained answer can be rejected for its facts, never for
@@ -39,7 +42,7 @@ async def test_local_model_writes_stories_that_are_grounded_or_marked() -> None:
         engine = Engine(settings)
         items = compose()
         docs = [Doc.of(i.path, i.title, i.text, i.path) for i in items]
-        clusters = cluster_docs(docs, 0.3)[:2]
+        clusters = cluster_docs(docs, 0.3)[:1]
         params = GenParams(localllm.MODEL_NAME, settings.llm_max_tokens, settings.llm_temperature)
         sources = [[SourceArticle(d.id, d.title, d.text, d.content_hash) for d in c.docs] for c in clusters]
         results = await asyncio.gather(*(engine.writer.write(s, params) for s in sources))
