@@ -103,12 +103,19 @@ async def evaluate(
     engine.writer.planner.client = client
     params = GenParams(model, settings.llm_max_tokens, settings.llm_temperature)
     started = time.perf_counter()
-    results: list[StoryResult] = await asyncio.gather(
-        *(
-            engine.writer.write([SourceArticle(d.id, d.title, d.text, d.id) for d in c.docs], params)
-            for c in clusters
-        )
-    )
+
+    async def one(cluster: Any) -> StoryResult:
+        sources = [SourceArticle(d.id, d.title, d.text, d.id) for d in cluster.docs]
+        result = await engine.writer.write(sources, params)
+        # one line per story as it is written, so that an interrupted run still reports what it measured
+        line = {"ids": [d.id for d in cluster.docs], "accepted": not result.fallback,
+                "rejections": result.rejection_reasons, "title": result.title, "summary": result.summary,
+                "sources": [d.title for d in cluster.docs],
+                "calls_s": [round(c.latency_s, 2) for c in client.calls]}  # fmt: skip
+        print("STORY " + json.dumps(line), file=sys.stderr, flush=True)
+        return result
+
+    results: list[StoryResult] = await asyncio.gather(*(one(c) for c in clusters))
     elapsed = time.perf_counter() - started
     plan = await engine.writer.planner.plan()
     await client.aclose()
