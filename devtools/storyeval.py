@@ -84,14 +84,17 @@ class TimedClient(OpenAIClient):
     async def complete(self, request: ChatRequest) -> Completion:
         completion = await super().complete(request)
         self.calls.append(completion)
+        # the answer as written, under the first line of its prompt ("Article 1: <headline>")
+        print("ANSWER " + json.dumps({"prompt": request.messages[-1][1].split("\n", 1)[0],
+                                      "text": completion.text}), file=sys.stderr, flush=True)  # fmt: skip
         return completion
 
 
 async def evaluate(
-    articles: list[Article], base_url: str, model: str, overrides: dict[str, Any]
+    articles: list[Article], base_url: str, model: str, overrides: dict[str, Any], limit: int | None = None
 ) -> dict[str, Any]:
     docs = [Doc.of(a.id, a.title, a.text, a.id) for a in articles]
-    clusters = [c for c in cluster_docs(docs, 0.3) if len(c.docs) >= 2]
+    clusters = [c for c in cluster_docs(docs, 0.3) if len(c.docs) >= 2][:limit]
     settings = load_settings(SynthesizerSettings, llm_base_url=base_url, llm_model=model,
                              log_level="WARNING", **overrides)  # fmt: skip
     engine = Engine(settings)
@@ -167,6 +170,7 @@ def main() -> int:
     )
     parser.add_argument("--slots", type=int, default=1, help="llama-server slots (and concurrent calls)")
     parser.add_argument("--labels", type=Path, help="articles.json: names each cluster's event in the report")
+    parser.add_argument("--clusters", type=int, default=0, help="only the first N clusters (0 = all)")
     parser.add_argument("--json", action="store_true", help="print the whole report, stories included")
     args = parser.parse_args()
     articles = sample_articles() if args.corpus == "sample" else served_articles(args.corpus.rstrip("/"))
@@ -180,7 +184,7 @@ def main() -> int:
         server = localllm.LocalLLM(Path(tempfile.mkdtemp(prefix="storywire-eval-")), slots=args.slots)
         base_url = server.up()
     try:
-        report = asyncio.run(evaluate(articles, base_url, args.model, overrides))
+        report = asyncio.run(evaluate(articles, base_url, args.model, overrides, args.clusters or None))
     finally:
         if server is not None:
             server.down()
