@@ -55,7 +55,7 @@ async def test_local_model_writes_stories_that_are_grounded_or_marked() -> None:
     assert info.kind == "llama-server"
     assert info.context_tokens == server.context_per_slot
     for r in results:
-        assert r.prompt_version == "c2-compact-json+grammar"
+        assert r.prompt_version == "c2-compact-json+grounded"
         assert r.llm_calls >= 1
         assert r.title
         assert r.summary

@@ -39,7 +39,7 @@ async def test_a_small_model_on_llama_server_gets_the_compact_prompt_and_the_gra
         await engine.aclose()
     assert not result.fallback, result.fallback_reason
     assert sim.sim.stats.formats == {"grammar": 1}
-    assert result.prompt_version == "c2-compact-json+grammar"
+    assert result.prompt_version == "c2-compact-json+grounded"
     full = build_messages(articles, spec=PromptSpec("full", "json"))
     assert result.prompt_tokens < sum(len(text) for _, text in full) // 4
 

@@ -34,6 +34,8 @@ class ChatRequest:
     response_format: Mapping[str, Any] | None = None
     #: a GBNF grammar the answer must follow (llama.cpp's ``llama-server``), sent as ``grammar`` when set
     grammar: str | None = None
+    #: llama.cpp's repetition penalty (``repeat_penalty``), sent when set
+    repeat_penalty: float | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,8 @@ class OpenAIClient:
             payload["response_format"] = dict(request.response_format)
         if request.grammar is not None:
             payload["grammar"] = request.grammar
+        if request.repeat_penalty is not None:
+            payload["repeat_penalty"] = request.repeat_penalty
         started = time.perf_counter()
         try:
             async with (
