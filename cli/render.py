@@ -58,7 +58,7 @@ def timing_table(job: common_pb2.Job) -> Table:
     table.caption = (
         f"stages overlap (pipelined), so shares can add up to more than 100%; "
         f"tokens saved by cache: {saved}; "
-        f"grounding rejections: {t.grounding_rejections}; trace id: {job.trace_id or '-'}"
+        f"grounding rejections: {t.grounding_rejections}{_reasons(t)}; trace id: {job.trace_id or '-'}"
     )
     if job.HasField("accounting"):
         table.caption += "\n" + accounting_line(job.accounting)
@@ -79,6 +79,14 @@ def accounting_line(a: common_pb2.JobAccounting) -> str:
     verdict = "adds up" if a.balanced else f"DOES NOT ADD UP: {a.mismatch}"
     found = f"accounting: {a.entries_found} entries found = {a.in_stories} in {a.stories} stories"
     return f"{found} + {left} left out ({reasons}){retired}; {verdict}"
+
+
+def _reasons(t: common_pb2.SynthesisTotals) -> str:
+    """ " (format 2, invented_name 5)": rejected answers by reason, most frequent first."""
+    if not t.rejection_reasons:
+        return ""
+    ranked = sorted(t.rejection_reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    return " (" + ", ".join(f"{k} {v}" for k, v in ranked) + ")"
 
 
 def stories_table(stories: list[common_pb2.Story]) -> Table:

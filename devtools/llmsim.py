@@ -16,6 +16,14 @@ configurable rates: 429, 500, timeouts (the request hangs) and garbage bodies. `
 response shape the way real backends differ: ``openai``/``vllm`` (usage), ``ollama`` (error as a
 string), ``llamacpp`` (timings, no usage when ``omit_usage``).
 
+Structured output: a request with ``response_format`` (``json_schema`` or ``json_object``) is answered
+with a ``{"title", "summary"}`` JSON object; so is one with a GBNF ``grammar`` in the ``llamacpp``
+dialect (llama-server's field; other dialects refuse it with 400, as OpenAI refuses an unknown
+parameter). ``structured=false`` refuses both with 400 (a backend without structured output). The
+``llamacpp`` dialect also answers ``GET /props`` (``n_ctx``) and lists ``meta.n_params`` in
+``/v1/models``, as llama-server does; ``stats.formats`` counts the requests by answer format. A sloppy
+answer to a structured request is an ungrounded one: the backend enforces the format, not the facts.
+
 ``python -m devtools.llmsim --port 8089 --slots 4 --latency 1.0`` or ``--profile cpu``; GET /stats,
 POST /reset (a JSON object of settings; with ``profile``, that profile's settings first).
 """
@@ -67,6 +75,11 @@ class SimConfig:
     window_tokens: int = 0
     #: share of answers that fail the grounding check (an invented fact) or the format (no TITLE/SUMMARY)
     rate_sloppy: float = 0.0
+    #: accept response_format (and, in the llamacpp dialect, grammar); false = 400 for either
+    structured: bool = True
+    #: llamacpp dialect: the slot context /props reports and the model size /v1/models reports
+    n_ctx: int = 2048
+    n_params: int = 134_515_008
 
 
 def profile_config(profile: str = "", **changes: Any) -> SimConfig:
@@ -93,6 +106,8 @@ class SimStats:
     rate_limited: int = 0
     #: answers made bad on purpose (rate_sloppy): {"ungrounded": n, "format": n}
     sloppy: dict[str, int] = field(default_factory=dict)
+    #: requests by answer format asked for: text, json_schema, grammar
+    formats: dict[str, int] = field(default_factory=dict)
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -102,20 +117,57 @@ def answer_for(prompt: str, invent: bool = False, bad_format: bool = False) -> s
     """A deterministic, grounded TITLE/SUMMARY answer built from the articles in the prompt (with
     ``invent``, plus a fact that is in no article; with ``bad_format``, chatty prose without the
     TITLE/SUMMARY lines)."""
-    articles = re.split(r"\n*Article \d+: ", prompt)[1:] or [prompt]
-    title = articles[0].split("\n", 1)[0].strip() or "News update"
-    lead: list[str] = []
-    for article in articles[:3]:
-        body = article.split("\n", 1)[1] if "\n" in article else article
-        first = _SENTENCE.split(body.strip())[0].strip()
-        if first and first not in lead:
-            lead.append(first)
-    summary = " ".join(lead) or title
-    if invent:
-        summary += " Mayor Zorblax confirmed 9,999 people attended."
+    title, summary = story_for(prompt, invent)
     if bad_format:
         return f"Sure! Here is a story about {title.lower()}. {summary}"
     return f"TITLE: {title}\nSUMMARY: {summary}"
+
+
+#: words the simulator leaves out, in the clipped style of a wire brief
+_FILLER = frozenset(
+    "a an the of from to in on at after for with by and but its their has had have been was were is are".split()  # noqa: SIM905, E501
+)
+
+
+def telegraphic(sentence: str) -> str:
+    """The sentence without articles, prepositions and auxiliaries: its facts (names, numbers) stay,
+    its wording is no longer a verbatim extract (which the grounding check rejects as extractive)."""
+    words = [w for w in sentence.rstrip(".!?").split() if w.lower() not in _FILLER] or sentence.split()
+    text = " ".join(words)
+    return text[:1].upper() + text[1:] + "."
+
+
+def story_for(prompt: str, invent: bool = False) -> tuple[str, str]:
+    """(title, summary): the first article's title and up to three sentences that no single article has
+    together (the lead first; a story combines its articles), in a telegraphic style (:func:`telegraphic`)."""
+    articles = re.split(r"\n*Article \d+: ", prompt)[1:] or [prompt]
+    title = articles[0].split("\n", 1)[0].strip() or "News update"
+    bodies = [(a.split("\n", 1)[1] if "\n" in a else a).strip() for a in articles]
+    picked: list[str] = []
+    for body in bodies:
+        for sentence in (s.strip() for s in _SENTENCE.split(body)):
+            together = [*picked, sentence]
+            if sentence and sentence not in picked and not any(all(p in b for p in together) for b in bodies):
+                picked.append(sentence)
+                break
+        if len(picked) == 3:
+            break
+    if not picked and bodies and bodies[0]:
+        picked = [_SENTENCE.split(bodies[0])[0].strip()]
+    summary = " ".join(telegraphic(s) for s in picked) or title
+    if invent:
+        summary += " Mayor Zorblax confirmed 9,999 people attended."
+    return title, summary
+
+
+def answer_format(body: dict[str, Any]) -> str:
+    """The answer format a request asks for: json_schema (response_format), grammar, or text."""
+    if isinstance(body.get("response_format"), dict) and body["response_format"].get("type") in (
+        "json_schema",
+        "json_object",
+    ):
+        return "json_schema"
+    return "grammar" if isinstance(body.get("grammar"), str) else "text"
 
 
 class Simulator:
@@ -182,15 +234,30 @@ class Simulator:
             return self._error(504, "hung (injected)")
         return None
 
-    def _answer(self, prompt: str) -> str:
+    def _answer(self, prompt: str, fmt: str) -> str:
         """The answer, made bad on purpose for a share ``rate_sloppy`` of calls (half of them ungrounded,
-        half in the wrong format)."""
+        half in the wrong format; a structured request cannot get the wrong format, so it gets an
+        ungrounded answer instead)."""
         cfg = self.config
         kind = None
         if cfg.rate_sloppy and self._rng.random() < cfg.rate_sloppy:
-            kind = "ungrounded" if self._rng.random() < 0.5 else "format"
+            kind = "ungrounded" if self._rng.random() < 0.5 or fmt != "text" else "format"
             self.stats.sloppy[kind] = self.stats.sloppy.get(kind, 0) + 1
-        return answer_for(prompt, cfg.invent or kind == "ungrounded", bad_format=kind == "format")
+        invent = cfg.invent or kind == "ungrounded"
+        if fmt == "text":
+            return answer_for(prompt, invent, bad_format=kind == "format")
+        title, summary = story_for(prompt, invent)
+        return json.dumps({"title": title, "summary": summary})
+
+    def _unsupported(self, fmt: str) -> web.Response | None:
+        """400 for a structured-output request this backend does not take (as OpenAI refuses an unknown
+        parameter): any without ``structured``, a grammar outside the llamacpp dialect."""
+        cfg = self.config
+        if fmt != "text" and (not cfg.structured or (fmt == "grammar" and cfg.dialect != "llamacpp")):
+            return self._error(
+                400, f"unsupported parameter: {'grammar' if fmt == 'grammar' else 'response_format'}"
+            )
+        return None
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         cfg, stats = self.config, self.stats
@@ -201,8 +268,10 @@ class Simulator:
             prompt = "\n".join(str(m.get("content", "")) for m in messages)
         except (ValueError, KeyError, TypeError, AttributeError):
             return self._error(400, "request body is not a chat completion request")
+        fmt = answer_format(body)
+        stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
         chosen = self._pick_fault()
-        early = await self._early_fault(chosen)
+        early = self._unsupported(fmt) or await self._early_fault(chosen)
         if early is not None:
             return early
         if stats.in_service >= cfg.slots and stats.queued >= cfg.queue:
@@ -218,7 +287,7 @@ class Simulator:
                 stats.rejected_429 += 1
                 stats.rate_limited += 1
                 return self._error(429, "rate limit reached for requests", {"Retry-After": f"{wait:.3f}"})
-        text = self._answer(prompt)
+        text = self._answer(prompt, fmt)
         completion_tokens = max(1, len(text) // 4)
         work = solo_seconds(
             prompt_tokens, completion_tokens, ttft=cfg.ttft, prompt_tps=cfg.prompt_tps,
@@ -245,26 +314,44 @@ class Simulator:
         stats.completion_tokens += completion_tokens
         if chosen == "garbage":
             return web.Response(text="<html>502 Bad Gateway</html>{not json", content_type="application/json")
-        model = str(body.get("model", "sim"))
-        created = int(time.time())
+        return web.json_response(self._payload(body, prompt, text, prompt_tokens, completion_tokens))
+
+    def _payload(
+        self, body: dict[str, Any], prompt: str, text: str, prompt_tokens: int, completion_tokens: int
+    ) -> dict[str, Any]:
+        """A chat completion body in the configured dialect."""
         payload: dict[str, Any] = {
             "id": "chatcmpl-" + hashlib.sha256(prompt.encode()).hexdigest()[:16],
             "object": "chat.completion",
-            "created": created,
-            "model": model,
+            "created": int(time.time()),
+            "model": str(body.get("model", "sim")),
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
             ],
         }
-        if not cfg.omit_usage:
+        if not self.config.omit_usage:
             payload["usage"] = {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             }
-        if cfg.dialect == "llamacpp":
+        if self.config.dialect == "llamacpp":
             payload["timings"] = {"predicted_n": completion_tokens, "prompt_n": prompt_tokens}
-        return web.json_response(payload)
+        return payload
+
+    async def get_props(self, _: web.Request) -> web.Response:
+        """llama-server's /props (what storywire reads of it); 404 in the other dialects."""
+        if self.config.dialect != "llamacpp":
+            return web.json_response({"error": "not found"}, status=404)
+        return web.json_response(
+            {"default_generation_settings": {"n_ctx": self.config.n_ctx}, "total_slots": self.config.slots}
+        )
+
+    async def get_models(self, _: web.Request) -> web.Response:
+        model: dict[str, Any] = {"id": "sim", "object": "model", "owned_by": "storywire"}
+        if self.config.dialect == "llamacpp":
+            model["meta"] = {"n_params": self.config.n_params, "n_ctx_train": 8192}
+        return web.json_response({"object": "list", "data": [model]})
 
     async def get_stats(self, _: web.Request) -> web.Response:
         return web.json_response({"config": asdict(self.config), "stats": asdict(self.stats)})
@@ -281,6 +368,8 @@ class Simulator:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_get("/stats", self.get_stats)
+        app.router.add_get("/props", self.get_props)
+        app.router.add_get("/v1/models", self.get_models)
         app.router.add_post("/reset", self.post_reset)
         return app
 

@@ -66,8 +66,9 @@ class Engine:
                 s.llm_concurrency_initial, s.llm_concurrency_min, s.llm_concurrency_max
             )
         self.writer = StoryWriter(
-            self.client, self.cache, self.limiter, RetryPolicy(max_attempts=s.llm_max_attempts)
-        )
+            self.client, self.cache, self.limiter, RetryPolicy(max_attempts=s.llm_max_attempts),
+            prompt=s.llm_prompt, structured=s.llm_structured_output,
+        )  # fmt: skip
         self.cluster_backend = cluster_backend(s)
         self.saved = common_pb2.TokenUsage()
         self._register_metrics()

@@ -26,7 +26,7 @@ from storywire.v1 import common_pb2, synthesizer_pb2
 
 from runtime.ids import article_id
 from services.synthesizer.clustering import Cluster, ClusterBackend, Doc, FinalOutcome, StreamClusterer
-from services.synthesizer.stories.prompt import PROMPT_VERSION, SourceArticle
+from services.synthesizer.stories.prompt import SourceArticle
 from services.synthesizer.stories.writer import GenParams, StoryResult
 
 tracer = trace.get_tracer("storywire.synthesizer")
@@ -69,6 +69,8 @@ class Totals:
         t.cache_hits += 1 if (r.cache_tier != "miss" or r.coalesced) else 0
         t.fallbacks += 1 if r.fallback else 0
         t.grounding_rejections += r.grounding_rejections
+        for reason in r.rejection_reasons:
+            t.rejection_reasons[reason] += 1
         t.usage.prompt_tokens += r.prompt_tokens
         t.usage.completion_tokens += r.completion_tokens
         t.usage.estimated = t.usage.estimated or r.estimated
@@ -93,7 +95,7 @@ def story_proto(job_id: str, cluster: Cluster, r: StoryResult) -> common_pb2.Sto
         title=r.title,
         summary=r.summary,
         model=r.model,
-        prompt_version=PROMPT_VERSION,
+        prompt_version=r.prompt_version,
         usage=common_pb2.TokenUsage(
             prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, estimated=r.estimated
         ),

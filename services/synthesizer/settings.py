@@ -27,6 +27,20 @@ class SynthesizerSettings(CommonSettings):
     )
     llm_max_tokens: int = Field(default=300, ge=16, le=32768, description="Default completion token limit.")
     llm_temperature: float = Field(default=0.2, ge=0, le=2, description="Default sampling temperature.")
+    llm_prompt: Literal["auto", "compact", "full"] = Field(
+        default="auto",
+        description="Prompt style: full (up to 8 articles of 700 characters, for large models), compact (4 "
+        "articles cut to their title and two key sentences, greedy decoding: for small local models), or "
+        "auto (compact when a llama-server reports a model under 1B parameters or a slot context under "
+        "4,096 tokens, else full).",
+    )
+    llm_structured_output: Literal["auto", "json_schema", "grammar", "grounded", "off"] = Field(
+        default="auto",
+        description="How the answer format is enforced: grammar (GBNF, llama-server), json_schema "
+        "(response_format: OpenAI, vLLM, Ollama, llama-server), grounded (llama-server: a grammar that only "
+        "admits names and numbers of the cluster's articles), off (TITLE/SUMMARY text), or auto (grammar "
+        "on llama-server, else json_schema); a backend that rejects it gets the text format.",
+    )
     llm_max_attempts: int = Field(default=4, ge=1, le=20, description="Attempts per LLM call (retries + 1).")
     llm_concurrency_initial: int = Field(
         default=64, ge=1, le=4096, description="Adaptive limit of concurrent LLM calls at start."

@@ -18,13 +18,21 @@ from tests.synthesizer.conftest import Sim, engine_for
 PARAMS = GenParams("sim-1", 200, 0.0)
 
 
+LEADS = (
+    "The harbour bridge {n} reopened on Tuesday after 14 weeks of repairs.",
+    "Drivers crossed the repaired bridge again from 6am.",
+    "Engineers replaced {c} cables on the harbour crossing.",
+)
+
+
 def cluster(n: int, size: int = 3) -> list[SourceArticle]:
+    """``size`` articles about one event, each with its own lead (a story copied from one article's lead
+    is extractive, so the simulator's answer must combine several)."""
     return [
         SourceArticle(
             id=f"a{n}-{i}",
             title=f"Harbour bridge {n} reopens after repairs",
-            text=f"The harbour bridge {n} reopened on Tuesday after 14 weeks of repairs. "
-            f"Traffic resumed at 6am. Engineers replaced {120 + n} cables.",
+            text=LEADS[i % len(LEADS)].format(n=n, c=120 + n) + " Traffic resumed at 6am.",
             content_hash=f"h{n}-{i}",
         )
         for i in range(size)

@@ -472,12 +472,33 @@ class SynthesisTotals(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class RejectionReasonsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     LLM_CALLS_FIELD_NUMBER: _builtins.int
     CACHE_HITS_FIELD_NUMBER: _builtins.int
     FALLBACKS_FIELD_NUMBER: _builtins.int
     GROUNDING_REJECTIONS_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     SAVED_FIELD_NUMBER: _builtins.int
+    REJECTION_REASONS_FIELD_NUMBER: _builtins.int
     llm_calls: _builtins.int
     """Real LLM calls made (retries included)."""
     cache_hits: _builtins.int
@@ -494,6 +515,13 @@ class SynthesisTotals(_message.Message):
     def saved(self) -> Global___TokenUsage:
         """Tokens that cache hits saved (what those calls cost originally)."""
 
+    @_builtins.property
+    def rejection_reasons(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Why answers were rejected, by reason: a grounding rule (invented_name, invented_number,
+        mixed_facts, repeated_sentence, repeated_ngram, unfinished, prompt_scaffolding, extractive, length)
+        or format (an answer not in the asked format); one answer can have several reasons.
+        """
+
     def __init__(
         self,
         *,
@@ -503,10 +531,11 @@ class SynthesisTotals(_message.Message):
         grounding_rejections: _builtins.int = ...,
         usage: Global___TokenUsage | None = ...,
         saved: Global___TokenUsage | None = ...,
+        rejection_reasons: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["saved", b"saved", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_hits", b"cache_hits", "fallbacks", b"fallbacks", "grounding_rejections", b"grounding_rejections", "llm_calls", b"llm_calls", "saved", b"saved", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_hits", b"cache_hits", "fallbacks", b"fallbacks", "grounding_rejections", b"grounding_rejections", "llm_calls", b"llm_calls", "rejection_reasons", b"rejection_reasons", "saved", b"saved", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

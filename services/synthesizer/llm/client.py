@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,24 @@ class ChatRequest:
     messages: tuple[tuple[str, str], ...]  # (role, content)
     max_tokens: int
     temperature: float
+    #: OpenAI-style ``response_format`` (e.g. ``{"type": "json_schema", ...}``), sent as given when set
+    response_format: Mapping[str, Any] | None = None
+    #: a GBNF grammar the answer must follow (llama.cpp's ``llama-server``), sent as ``grammar`` when set
+    grammar: str | None = None
+    #: llama.cpp's repetition penalty (``repeat_penalty``), sent when set
+    repeat_penalty: float | None = None
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a backend says about itself, where it can tell (``llama-server``: ``/props`` and the
+    ``meta`` of ``/v1/models``); ``None`` where it cannot."""
+
+    kind: str = "unknown"  # "llama-server" or "unknown"
+    #: context window of one slot (one request), in tokens
+    context_tokens: int | None = None
+    #: parameters of the model
+    parameters: int | None = None
 
 
 @dataclass(frozen=True)
@@ -147,14 +166,51 @@ class OpenAIClient:
             await self._session.close()
             self._session = None
 
+    async def probe(self, timeout: float = 5.0) -> BackendInfo:
+        """Ask the backend what it is: ``llama-server`` answers ``GET /props`` (its context size per slot)
+        and lists ``meta.n_params`` in ``/v1/models``. Anything else, or no answer, is ``unknown``."""
+        root = self.base_url.removesuffix("/v1")
+        props = await self._get_json(root + "/props", timeout)
+        if not isinstance(props, dict) or "default_generation_settings" not in props:
+            return BackendInfo()
+        settings = props.get("default_generation_settings")
+        n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+        n_ctx = n_ctx if isinstance(n_ctx, int) else props.get("n_ctx")
+        models = await self._get_json(self.base_url + "/models", timeout)
+        n_params = None
+        if isinstance(models, dict) and isinstance(models.get("data"), list) and models["data"]:
+            first = models["data"][0]
+            meta = first.get("meta") if isinstance(first, dict) else None
+            value = meta.get("n_params") if isinstance(meta, dict) else None
+            n_params = value if isinstance(value, int) else None
+        return BackendInfo("llama-server", n_ctx if isinstance(n_ctx, int) else None, n_params)
+
+    async def _get_json(self, url: str, timeout: float) -> Any:
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                self._http().get(url, proxy=self._proxy) as response,
+            ):
+                if response.status != 200:
+                    return None
+                return json.loads(await response.read())
+        except (TimeoutError, aiohttp.ClientError, ValueError, UnicodeDecodeError):
+            return None
+
     async def complete(self, request: ChatRequest) -> Completion:
-        payload = {
+        payload: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": role, "content": content} for role, content in request.messages],
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "stream": False,
         }
+        if request.response_format is not None:
+            payload["response_format"] = dict(request.response_format)
+        if request.grammar is not None:
+            payload["grammar"] = request.grammar
+        if request.repeat_penalty is not None:
+            payload["repeat_penalty"] = request.repeat_penalty
         started = time.perf_counter()
         try:
             async with (
@@ -186,4 +242,4 @@ class OpenAIClient:
         return parse_completion(body, request, latency)
 
 
-__all__ = ["ChatRequest", "Completion", "LLMError", "OpenAIClient", "estimate_tokens"]
+__all__ = ["BackendInfo", "ChatRequest", "Completion", "LLMError", "OpenAIClient", "estimate_tokens"]
