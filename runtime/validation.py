@@ -199,7 +199,13 @@ class Validator:
         if rep.per_item:
             return
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            raise InvalidArgumentError(name, "map fields are not supported")  # none in the API
+            # a map (e.g. SynthesisTotals.rejection_reasons): each key and value by its own field's rule
+            key_field = field.message_type.fields_by_name["key"]
+            value_field = field.message_type.fields_by_name["value"]
+            for key, value in values.items():
+                self._single(key_field, key, None, f"{name}.key")
+                self._single(value_field, value, rep.item, f"{name}[{key!r}]")
+            return
         for i, value in enumerate(values):
             self._single(field, value, rep.item, f"{name}[{i}]")
 

@@ -186,3 +186,20 @@ async def test_synthesizer_names_the_bad_field_of_a_streamed_article(servers: Se
         grpc.StatusCode.INVALID_ARGUMENT,
         "stream[2].article.title: contains the control character U+0000 at position 3",
     )
+
+
+def test_map_fields_are_checked_key_by_key_and_value_by_value() -> None:
+    """SynthesisTotals.rejection_reasons (a map) reaches the store inside UpdateJob: valid entries pass,
+    a key with a control character is refused with the field named."""
+    from runtime.errors import InvalidArgumentError
+    from runtime.rules import API_RULES
+    from runtime.validation import Validator
+
+    validator = Validator(API_RULES)
+    good = store_pb2.UpdateJobRequest(job_id="j", lease_token="t")
+    good.totals.rejection_reasons["mixed_facts"] = 3
+    validator.check(good)
+    bad = store_pb2.UpdateJobRequest(job_id="j", lease_token="t")
+    bad.totals.rejection_reasons["bad\x00key"] = 1
+    with pytest.raises(InvalidArgumentError, match="rejection_reasons"):
+        validator.check(bad)
