@@ -154,6 +154,19 @@ def story_for(prompt: str, invent: bool = False) -> tuple[str, str]:
             break
     if not picked and bodies and bodies[0]:
         picked = [_SENTENCE.split(bodies[0])[0].strip()]
+    # a story combines its articles: with two or more, at least two leads, so no single article's
+    # words make up most of it (the grounding check rejects an 80 % copy of one article as extractive)
+    def grams(sentence: str) -> set[tuple[str, ...]]:
+        words = telegraphic(sentence).lower().split()
+        return {tuple(words[i : i + 5]) for i in range(len(words) - 4)}
+
+    for body in bodies[1:]:
+        if len(picked) >= 2:
+            break
+        lead = _SENTENCE.split(body)[0].strip() if body else ""
+        seen = set().union(*(grams(p) for p in picked)) if picked else set()
+        if lead and lead not in picked and not grams(lead) & seen:  # no run of 5 words said twice
+            picked.append(lead)
     summary = " ".join(telegraphic(s) for s in picked) or title
     if invent:
         summary += " Mayor Zorblax confirmed 9,999 people attended."
