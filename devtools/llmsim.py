@@ -154,6 +154,7 @@ def story_for(prompt: str, invent: bool = False) -> tuple[str, str]:
             break
     if not picked and bodies and bodies[0]:
         picked = [_SENTENCE.split(bodies[0])[0].strip()]
+
     # a story combines its articles: with two or more, at least two leads, so no single article's
     # words make up most of it (the grounding check rejects an 80 % copy of one article as extractive)
     def grams(sentence: str) -> set[tuple[str, ...]]:
