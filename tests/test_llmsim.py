@@ -22,15 +22,24 @@ from devtools.simmodel import PROFILES, SharedServer, makespan, slowdown, solo_s
 from services.synthesizer.stories import grounding
 from services.synthesizer.stories.prompt import SourceArticle, build_messages, parse_answer
 
+#: three outlets on one event, in their own words (a clean answer from them passes the grounding check)
+_LEADS = [
+    ("Harbour plan approved", "The city council approved the harbour plan on Monday after a long debate."),
+    (
+        "Council backs harbour works",
+        "Councillors voted for the new harbour works in Marlow on Monday evening.",
+    ),
+    ("Marlow harbour to be rebuilt", "Marlow will rebuild its harbour, a project costing 12 million crowns."),
+]
+_REST = (
+    "The project will cost 12 million crowns and should be finished in two years. "
+    "Fishing boats will use a temporary quay while the old piers are replaced. "
+)
 ARTICLES = [
     SourceArticle(
-        str(i),
-        f"Harbour plan {i} approved",
-        f"The city council approved harbour plan {i} on Monday. It will cost {i + 10} million crowns. "
-        + "Work starts in spring and lasts two years. " * 20,
-        str(i),
+        str(i), title, f"{lead} {_REST}" + f"Residents of district {i + 1} asked about noise. " * 12, str(i)
     )
-    for i in range(3)
+    for i, (title, lead) in enumerate(_LEADS)
 ]
 
 

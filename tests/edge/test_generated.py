@@ -149,6 +149,12 @@ def plausible(descriptor: Descriptor, rnd: random.Random, depth: int = 0) -> Mes
     for field in descriptor.fields:
         if rnd.random() < 0.3 or (field.message_type is not None and depth > 2):
             continue
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            key_field, value_field = (field.message_type.fields_by_name[n] for n in ("key", "value"))
+            entries = getattr(message, field.name)
+            for _ in range(rnd.choice([1, 2])):
+                entries[_plausible_value(key_field, rnd, depth)] = _plausible_value(value_field, rnd, depth)
+            continue
         value = _plausible_value(field, rnd, depth)
         if field.is_repeated:
             getattr(message, field.name).extend([value] * rnd.choice([1, 2]))

@@ -133,7 +133,9 @@ class JobRun(LeasedRun):
             except grpc.aio.AioRpcError as exc:
                 raise failed("store.ListStories", exc) from None
             if stored:
-                session.writer = ReusingWriter(session.writer, stored)
+                # the prompt this replica would use now (it depends on the backend: full or compact)
+                version = (await self.c.engine.writer.planner.plan()).version
+                session.writer = ReusingWriter(session.writer, stored, version)
         return session
 
     async def _fetch(self, to_store: asyncio.Queue[common_pb2.Article | None],

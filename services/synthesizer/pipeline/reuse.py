@@ -11,7 +11,7 @@ from storywire.v1 import common_pb2, store_pb2
 
 from runtime.stubs import StoreStub
 from services.synthesizer.session import Writer
-from services.synthesizer.stories.prompt import PROMPT_VERSION, SourceArticle
+from services.synthesizer.stories.prompt import SourceArticle
 from services.synthesizer.stories.writer import GenParams, StoryResult
 
 PAGE = 1000
@@ -42,14 +42,15 @@ class ReusingWriter:
     its own: a session's :class:`~services.synthesizer.session.Writer`.
     """
 
-    def __init__(self, inner: Writer, stored: Mapping[str, common_pb2.Story]) -> None:
+    def __init__(self, inner: Writer, stored: Mapping[str, common_pb2.Story], prompt_version: str) -> None:
         self.inner = inner
+        self.prompt_version = prompt_version
         self.stored = stored
         self.reused = 0
 
     async def write(self, articles: Sequence[SourceArticle], params: GenParams) -> StoryResult:
         story = self.stored.get(content_key(articles))
-        if story is None or story.model != params.model or story.prompt_version != PROMPT_VERSION:
+        if story is None or story.model != params.model or story.prompt_version != self.prompt_version:
             return await self.inner.write(articles, params)
         self.reused += 1
         usage = story.usage
