@@ -284,8 +284,10 @@ class Simulator:
             return self._error(400, "request body is not a chat completion request")
         fmt = answer_format(body)
         stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
-        chosen = self._pick_fault()
-        early = self._unsupported(fmt) or await self._early_fault(chosen)
+        early = self._unsupported(fmt)  # before any fault is drawn: a refused request is not served
+        chosen = None if early is not None else self._pick_fault()
+        if early is None:
+            early = await self._early_fault(chosen)
         if early is not None:
             return early
         if stats.in_service >= cfg.slots and stats.queued >= cfg.queue:

@@ -38,8 +38,9 @@ class SynthesizerSettings(CommonSettings):
         default="auto",
         description="How the answer format is enforced: grammar (GBNF, llama-server), json_schema "
         "(response_format: OpenAI, vLLM, Ollama, llama-server), grounded (llama-server: a grammar that only "
-        "admits names and numbers of the cluster's articles), off (TITLE/SUMMARY text), or auto (grammar "
-        "on llama-server, else json_schema); a backend that rejects it gets the text format.",
+        "admits names and numbers of the cluster's articles), off (TITLE/SUMMARY text), or auto (grounded "
+        "on llama-server with the compact prompt, grammar on llama-server otherwise, else json_schema); "
+        "a backend that rejects it gets the text format.",
     )
     llm_max_attempts: int = Field(default=4, ge=1, le=20, description="Attempts per LLM call (retries + 1).")
     llm_concurrency_initial: int = Field(

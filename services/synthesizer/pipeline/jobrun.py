@@ -133,8 +133,11 @@ class JobRun(LeasedRun):
             except grpc.aio.AioRpcError as exc:
                 raise failed("store.ListStories", exc) from None
             if stored:
-                # the prompt this replica would use now (it depends on the backend: full or compact)
-                version = (await self.c.engine.writer.planner.plan()).version
+                planner = self.c.engine.writer.planner  # full or compact, by backend; asked per story
+
+                async def version() -> str:
+                    return (await planner.plan()).version
+
                 session.writer = ReusingWriter(session.writer, stored, version)
         return session
 

@@ -5,7 +5,7 @@ instead of a new LLM call. A stored fallback story is not reused: the cluster ge
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from storywire.v1 import common_pb2, store_pb2
 
@@ -42,15 +42,26 @@ class ReusingWriter:
     its own: a session's :class:`~services.synthesizer.session.Writer`.
     """
 
-    def __init__(self, inner: Writer, stored: Mapping[str, common_pb2.Story], prompt_version: str) -> None:
+    def __init__(
+        self,
+        inner: Writer,
+        stored: Mapping[str, common_pb2.Story],
+        prompt_version: Callable[[], Awaitable[str]],
+    ) -> None:
         self.inner = inner
+        #: the prompt version the engine's writer uses now (asked per story: it can change mid-job, when
+        #: a backend refuses structured output and the writer falls back to the text format)
         self.prompt_version = prompt_version
         self.stored = stored
         self.reused = 0
 
     async def write(self, articles: Sequence[SourceArticle], params: GenParams) -> StoryResult:
         story = self.stored.get(content_key(articles))
-        if story is None or story.model != params.model or story.prompt_version != self.prompt_version:
+        if (
+            story is None
+            or story.model != params.model
+            or story.prompt_version != await self.prompt_version()
+        ):
             return await self.inner.write(articles, params)
         self.reused += 1
         usage = story.usage
