@@ -15,10 +15,10 @@ from storywire.v1 import common_pb2, synthesizer_pb2, synthesizer_pb2_grpc
 from bench.peers.common import PeerRun, payload
 from bench.procs import sim_reset, sim_stats
 from bench.report import Row
+from devtools.corpus.build import as_article
 from devtools.corpus.synthetic import synthetic_article
 from devtools.llmsim import answer_for, profile_config
 from devtools.simmodel import PROFILES, makespan, solo_seconds
-from runtime.ids import article_id, content_hash
 from services.synthesizer.stories import grounding
 from services.synthesizer.stories.prompt import SourceArticle, parse_answer
 
@@ -38,16 +38,10 @@ class StreamRun:
     limit_after: int
 
 
-def to_proto(title: str, text: str, url: str) -> common_pb2.Article:
-    digest = content_hash(title, text)
-    aid = article_id(url, digest)
-    return common_pb2.Article(id=aid, url=url, canonical_url=url, content_hash=digest, title=title, text=text)
-
-
 def synthetic_articles(events: int, salt: str, per_event: int = 2) -> list[common_pb2.Article]:
     """``events`` clusters of ``per_event`` articles each (the synthetic corpus's made-up vocabularies)."""
     return [
-        to_proto(*synthetic_article(e, i), f"http://synthetic.test/{salt}/{e}/{i}")
+        as_article(f"http://synthetic.test/{salt}/{e}/{i}", *synthetic_article(e, i))
         for e in range(events)
         for i in range(per_event)
     ]

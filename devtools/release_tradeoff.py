@@ -23,9 +23,8 @@ from pathlib import Path
 
 from storywire.v1 import common_pb2, synthesizer_pb2
 
-from devtools.corpus.build import compose
+from devtools.corpus.build import as_article, compose
 from devtools.llmsim import SimConfig, start_simulator
-from runtime.ids import article_id, content_hash
 from runtime.logging import configure_logging
 from runtime.settings import load_settings
 from services.synthesizer.engine import Engine
@@ -45,17 +44,11 @@ class Measured:
     final: int
 
 
-def article(url: str, title: str, text: str) -> common_pb2.Article:
-    digest = content_hash(title, text)
-    aid = article_id(url, digest)
-    return common_pb2.Article(id=aid, url=url, canonical_url=url, content_hash=digest, title=title, text=text)
-
-
 def sample_by_source() -> dict[str, list[common_pb2.Article]]:
     out: dict[str, list[common_pb2.Article]] = {}
     for item in compose():
         source = item.path if item.page_only else item.outlet
-        out.setdefault(source, []).append(article("http://sample.test" + item.path, item.title, item.text))
+        out.setdefault(source, []).append(as_article("http://sample.test" + item.path, item.title, item.text))
     return out
 
 
@@ -68,7 +61,7 @@ def devnews_by_source() -> dict[str, list[common_pb2.Article]]:
     out: dict[str, list[common_pb2.Article]] = {}
     for a in json.loads((DEV_NEWS / "articles.json").read_text()):
         out.setdefault(feed[a["id"]], []).append(
-            article(f"http://dev-news.test/a/{a['id']}", a["title"], a["text"])
+            as_article(f"http://dev-news.test/a/{a['id']}", a["title"], a["text"])
         )
     return out
 

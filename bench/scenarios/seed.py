@@ -38,13 +38,12 @@ from bench.llmrun import (
     sim_notes,
     stream,
     timed,
-    to_proto,
 )
 from bench.peers import gather, oracle, sequential, threadpool
 from bench.procs import corpus_server, restart, settings_note, sim_reset, sim_stats, simulator, start_services
 from bench.report import Row
 from devtools.corpus.build import ROOT as SAMPLE
-from devtools.corpus.build import compose
+from devtools.corpus.build import as_article, compose
 from runtime.stubs import StoreStub
 from services.synthesizer.clustering import Doc, cluster_docs
 from services.synthesizer.stories.prompt import SourceArticle
@@ -57,7 +56,7 @@ SETTINGS: dict[str, str] = {}
 
 
 def corpus_articles() -> list[common_pb2.Article]:
-    return [to_proto(item.title, item.text, "http://sample.test" + item.path) for item in compose()]
+    return [as_article("http://sample.test" + item.path, item.title, item.text) for item in compose()]
 
 
 def peer_clusters(articles: list[common_pb2.Article]) -> Clusters:

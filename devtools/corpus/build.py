@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from storywire.v1 import common_pb2
+
 from devtools.corpus.events import EVENTS
+from runtime.ids import article_id, content_hash
 
 ROOT = Path(__file__).resolve().parents[2] / "sample"
 ARTICLES_PER_EVENT = 11
@@ -189,3 +192,12 @@ if __name__ == "__main__":
     result = build()
     urls: list[str] = result["job_urls"]  # type: ignore[assignment]
     print(f"wrote {result['articles']} articles about {result['events']} events; {len(urls)} job URLs")
+
+
+def as_article(url: str, title: str, text: str) -> common_pb2.Article:
+    """An article as the fetcher would stream it (id and content hash as the runtime computes them), for
+    tools and benchmarks that feed a synthesizer without a fetcher."""
+    digest = content_hash(title, text)
+    return common_pb2.Article(
+        id=article_id(url, digest), url=url, canonical_url=url, content_hash=digest, title=title, text=text
+    )
