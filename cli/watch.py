@@ -1,16 +1,15 @@
 """Following a job: WatchJob with a progress bar per stage, resumed after a lost stream.
 
-When the stream breaks (the store restarts, a connection drops), the CLI says so on stderr, waits with
-jittered exponential backoff and watches again from the last event it received (``after_seq``), so no
-event is shown twice or missed. Only a store that stays unreachable for ``reconnect_for`` seconds ends it.
+When the stream breaks (the store restarts, a connection drops), the CLI says so on stderr, waits as the
+runtime's retry policy says (jittered exponential backoff) and watches again from the last event it
+received (``after_seq``), so no event is shown twice or missed. Only a store that stays unreachable for
+``reconnect_for`` seconds ends it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 
 import grpc
 from rich.console import Console
@@ -18,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from storywire.v1 import common_pb2, store_pb2
 
 from cli.client import UNREACHABLE, CliError, rpc_error, unreachable_reason
+from runtime.retry import Backoff, Retry
 from runtime.stubs import StoreStub
 
 FINAL = {common_pb2.JOB_STATE_DONE, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED}
@@ -31,16 +31,28 @@ LABELS = {
 }
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Delay before reconnection attempt ``n`` (0-based): exponential, capped, with full jitter."""
+#: waits between reconnections: 0.25 s doubling up to 2 s, each plus a random part of up to 0.1 s (so the
+#: watchers of one store do not reconnect in lockstep); the runtime's retry policy
+RECONNECT = Backoff(attempts=None, initial=0.25, maximum=2.0, jitter=0.1)
 
-    initial: float = 0.25
-    maximum: float = 2.0
 
-    def delay(self, attempt: int) -> float:
-        ceiling: float = min(self.maximum, self.initial * 2.0**attempt)
-        return random.uniform(0.5, 1.0) * ceiling  # noqa: S311 - jitter, not cryptography
+class LostError(Exception):
+    """The watch stream broke (the store is unavailable) or ended before the job did."""
+
+
+async def _watch(
+    store: StoreStub, address: str, job_id: str, after: int
+) -> AsyncGenerator[store_pb2.WatchJobResponse, None]:
+    """One WatchJob stream after event ``after``; a store that goes away or a stream that ends early
+    raise LostError, any other failure the CLI's error for it."""
+    try:
+        async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job_id, after_seq=after)):
+            yield event
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            raise rpc_error("store", address, exc) from None
+        raise LostError(unreachable_reason(address, exc.details() or "")) from None
+    raise LostError("the stream ended before the job did")
 
 
 async def follow(
@@ -51,41 +63,52 @@ async def follow(
     on_event: Callable[[store_pb2.WatchJobResponse], None],
     say: Callable[[str], None],
     reconnect_for: float,
-    backoff: Backoff = Backoff(),
+    policy: Backoff = RECONNECT,
 ) -> None:
-    """Deliver every event of the job's watch to ``on_event`` until its final snapshot."""
-    loop = asyncio.get_running_loop()
+    """Deliver every event of the job's watch to ``on_event`` until its final snapshot.
+
+    Each outage (from the loss of a stream to the first event of a new one) is one run of the retry
+    policy, limited to ``reconnect_for`` seconds; the loss itself is its first failed attempt, so the
+    policy waits, and says so, before the first reconnection."""
+    outage_policy = policy.with_timeout(reconnect_for) if reconnect_for > 0 else policy.with_attempts(1)
     after = 0  # sequence number of the last event received (the snapshot that opens a watch has 0)
-    outage_since: float | None = None
-    attempt = 0
+    lost: LostError | None = None  # how the last stream ended, when it ended early
+
+    def reconnecting(retry: Retry) -> None:
+        say(f"lost the store at {address} ({retry.cause}); reconnecting in {retry.wait:.1f} s")
+
     while True:
         try:
-            async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job_id, after_seq=after)):
-                if outage_since is not None:
-                    say(f"reconnected to the store at {address}; resuming after event {after}")
-                    outage_since, attempt = None, 0
-                after = max(after, event.sequence)
-                on_event(event)
-                if event.WhichOneof("event") == "snapshot" and event.snapshot.state in FINAL:
-                    return
-            reason = "the stream ended before the job did"
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                raise rpc_error("store", address, exc) from None
-            reason = unreachable_reason(address, exc.details() or "")
-        now = loop.time()
-        outage_since = now if outage_since is None else outage_since
-        left = reconnect_for - (now - outage_since)
-        if left <= 0:
+            async for attempt in outage_policy.retries(LostError, report=reconnecting):
+                with attempt:
+                    if lost is not None and attempt.num == 1:
+                        raise lost
+                    stream = _watch(store, address, job_id, after)
+                    first = await anext(stream)
+        except LostError as exc:
             raise CliError(
-                f"the store service at {address} is unreachable ({reason}); "
+                f"the store service at {address} is unreachable ({exc}); "
                 f"gave up after {reconnect_for:g} s of reconnecting",
                 UNREACHABLE,
-            )
-        delay = min(backoff.delay(attempt), left)
-        attempt += 1
-        say(f"lost the store at {address} ({reason}); reconnecting in {delay:.1f} s")
-        await asyncio.sleep(delay)
+            ) from None
+        if lost is not None:
+            say(f"reconnected to the store at {address}; resuming after event {after}")
+            lost = None
+        try:
+            async with aclosing(stream):
+                event = first
+                while not _final(event):
+                    after = max(after, event.sequence)
+                    on_event(event)
+                    event = await anext(stream)
+                on_event(event)
+                return
+        except LostError as exc:
+            lost = exc
+
+
+def _final(event: store_pb2.WatchJobResponse) -> bool:
+    return event.WhichOneof("event") == "snapshot" and event.snapshot.state in FINAL
 
 
 async def watch_job(

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("runtime", "services", "cli", "devtools", "bench", "tests", "gen")
 SERVICES = ("fetcher", "store", "synthesizer")
 LLM = "services.synthesizer.llm"
-CLI_RUNTIME = {"runtime.client", "runtime.stubs", "runtime.telemetry"}  # what the CLI may use of the runtime
+# what the CLI may use of the runtime (its client side)
+CLI_RUNTIME = {"runtime.client", "runtime.retry", "runtime.stubs", "runtime.telemetry"}
 DEV_ONLY = ("devtools", "bench", "tests")
 
 Graph = dict[str, set[str]]

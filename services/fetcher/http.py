@@ -5,17 +5,17 @@ only, and conditional GET."""
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
 import httpx
 
 from runtime.retry import TRANSIENT
 from runtime.validation import InvalidArgumentError, normalize_url
 from services.fetcher.safety import AddressGuard, BlockedError, DnsError
+from services.fetcher.transport import BlockedConnectError, GuardedTransport
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -51,7 +51,6 @@ class Fetched:
 class HttpLimits:
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
-    total_timeout: float = 20.0
     max_body_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
     max_connections: int = 64
@@ -59,76 +58,38 @@ class HttpLimits:
     max_retry_after: float = 10.0
 
 
-class BlockedConnectError(httpcore.ConnectError):
-    """The guard refused the address the connection would have gone to."""
+@dataclass
+class _Host:
+    limit: int
+    slots: asyncio.Semaphore
+    users: int = 0  # requests holding or waiting for a slot
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend with the SSRF guard at the socket: the host is resolved here, every
-    address is checked, and the connection goes to a checked address. httpx would otherwise resolve the
-    name again itself, and a DNS answer that changed since the guard's check (rebinding) would go
-    through. TLS still verifies the certificate against the host name (httpcore passes the name, not
-    the address, as server_hostname)."""
+class HostSlots:
+    """Per-host concurrency: a semaphore for each host that has requests in flight or waiting, forgotten
+    as soon as it has none, so the table holds only the hosts in use (not every host ever fetched)."""
 
-    def __init__(self, guard: AddressGuard) -> None:
-        self.guard = guard
-        self.inner = httpcore.AnyIOBackend()
+    def __init__(self) -> None:
+        self._hosts: dict[str, _Host] = {}
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+    @asynccontextmanager
+    async def slot(self, url: str, limit: int) -> AsyncIterator[None]:
+        """Hold one of the ``limit`` slots of the URL's host (host and port) while the block runs."""
+        key = urlsplit(url).netloc.lower()
+        host = self._hosts.get(key)
+        if host is None or host.limit != limit:
+            host = self._hosts[key] = _Host(limit, asyncio.Semaphore(limit))
+        host.users += 1
         try:
-            addresses = await self.guard.allowed_addresses(host, port)
-        except BlockedError as exc:
-            raise BlockedConnectError(str(exc)) from None
-        except DnsError as exc:
-            raise httpcore.ConnectError(str(exc)) from None
-        error: httpcore.ConnectError | None = None
-        for ip in addresses:
-            try:
-                return await self.inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                error = exc
-        raise error or httpcore.ConnectError(f"{host} has no address")
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not fetched")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
-
-
-def guarded_transport(guard: AddressGuard, limits: HttpLimits) -> httpx.AsyncHTTPTransport:
-    """httpx's own transport, with its connection pool on the guarded backend. httpx has no public
-    setting for the backend, so the pool is replaced (httpx is pinned below 0.29; a test fails if the
-    guard is bypassed)."""
-    transport = httpx.AsyncHTTPTransport(
-        http2=False,
-        trust_env=False,
-        limits=httpx.Limits(
-            max_connections=limits.max_connections, max_keepalive_connections=limits.max_connections
-        ),
-    )
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_connections,
-        keepalive_expiry=5.0,
-        http1=True,
-        http2=False,
-        network_backend=GuardedBackend(guard),
-    )
-    return transport
+            async with host.slots:
+                yield
+        finally:
+            host.users -= 1
+            if host.users == 0 and self._hosts.get(key) is host:
+                del self._hosts[key]
 
 
 class HttpFetcher:
@@ -136,10 +97,9 @@ class HttpFetcher:
         self.guard = guard
         self.limits = limits
         self._global = asyncio.Semaphore(limits.max_connections)
-        self._hosts: dict[str, asyncio.Semaphore] = {}
-        self._host_limit: dict[str, int] = defaultdict(int)
+        self.hosts = HostSlots()
         self._http = httpx.AsyncClient(
-            transport=guarded_transport(guard, limits),
+            transport=GuardedTransport(guard, limits.max_connections),
             follow_redirects=False,
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate, br"},
             timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
@@ -148,14 +108,6 @@ class HttpFetcher:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    def _host_semaphore(self, url: str, per_host: int) -> asyncio.Semaphore:
-        host = urlsplit(url).netloc.lower()
-        sem = self._hosts.get(host)
-        if sem is None or self._host_limit[host] != per_host:
-            sem = self._hosts[host] = asyncio.Semaphore(per_host)
-            self._host_limit[host] = per_host
-        return sem
 
     async def fetch(
         self, url: str, per_host: int, total_timeout: float, known: Validators | None = None
@@ -218,7 +170,7 @@ class HttpFetcher:
                     headers["If-None-Match"] = known.etag
                 if known.last_modified:
                     headers["If-Modified-Since"] = known.last_modified
-            async with self._global, self._host_semaphore(current, per_host):
+            async with self._global, self.hosts.slot(current, per_host):
                 result = await self._get(current, headers)
             if isinstance(result, str):
                 current = result  # a redirect target, checked by the guard on the next turn

@@ -73,7 +73,7 @@ class AddressGuard:
     async def check(self, url: str) -> None:
         """Raise BlockedError (or DnsError) unless the URL is http(s) and every address its host
         resolves to is allowed. The HTTP client checks again at connect time, on the very addresses
-        it connects to (see ``services.fetcher.http.GuardedBackend``)."""
+        it connects to (see ``services.fetcher.transport.GuardedBackend``)."""
         try:
             parts = urlsplit(url)
             port = parts.port

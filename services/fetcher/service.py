@@ -19,7 +19,6 @@ def build_http(settings: FetcherSettings) -> HttpFetcher:
     limits = HttpLimits(
         connect_timeout=s.fetch_connect_timeout_seconds,
         read_timeout=s.fetch_read_timeout_seconds,
-        total_timeout=s.fetch_timeout_seconds,
         max_body_bytes=s.fetch_max_body_bytes,
         max_redirects=s.fetch_max_redirects,
         max_connections=s.fetch_max_connections,

@@ -47,10 +47,6 @@ def required(row: asyncpg.Record | None) -> asyncpg.Record:
     return row
 
 
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT_ERRORS)
-
-
 class DatabaseUnavailableError(ConnectionError):
     """The pool is not connected yet (PostgreSQL unreachable since start)."""
 

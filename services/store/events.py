@@ -16,6 +16,7 @@ import asyncpg
 from storywire.v1 import store_pb2
 
 from runtime.logging import get_logger
+from runtime.retry import Retry, reconnect
 from services.store import jobstate
 from services.store.database import TRANSIENT_ERRORS, Database
 from services.store.joblog import JOB_EVENTS_CHANNEL, JOBS_CHANNEL
@@ -78,36 +79,42 @@ class EventHub:
             task.add_done_callback(self._pending.discard)
 
     async def _listen_loop(self) -> None:
+        """Hold the LISTEN connection: (re)connect with the runtime's reconnect policy, listen until the
+        connection is lost, and again."""
         await self.db.wait_connected()
-        delay = 0.2
+        policy = reconnect(self.db.settings.db_retry_max_seconds)
         while True:
-            lost = asyncio.Event()
-
-            def on_lost(_conn: object, lost: asyncio.Event = lost) -> None:
-                lost.set()
-
-            try:
-                conn = await asyncpg.connect(
-                    self.db.settings.database_url, timeout=self.db.settings.db_connect_timeout_seconds
-                )
-                self._conn = conn
-                conn.add_termination_listener(on_lost)
-                await conn.add_listener(JOB_EVENTS_CHANNEL, self._on_notify)
-                await conn.add_listener(JOBS_CHANNEL, self._on_notify)
-                self.listening.set()
-                log.info("listening for job events")
-                # anything that happened while we were not listening: let every watcher re-read its log
-                self._wake(None)
-                await self._notify_jobs()
-                delay = 0.2
-                await lost.wait()
-                log.warning("job event listener connection lost; reconnecting")
-            except TRANSIENT_ERRORS as exc:
-                log.warning("job event listener cannot connect", error=str(exc), retry_in_seconds=delay)
+            async for attempt in policy.retries(TRANSIENT_ERRORS, report=self._cannot_connect):
+                with attempt:
+                    lost = await self._listen()
+            log.info("listening for job events")
+            # anything that happened while we were not listening: let every watcher re-read its log
+            self._wake(None)
+            await self._notify_jobs()
+            await lost.wait()
+            log.warning("job event listener connection lost; reconnecting")
             self.listening.clear()
             self._wake(None)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.db.settings.db_retry_max_seconds)
+
+    async def _listen(self) -> asyncio.Event:
+        """Open the LISTEN connection; the event is set when it is lost."""
+        lost = asyncio.Event()
+        conn = await asyncpg.connect(
+            self.db.settings.database_url, timeout=self.db.settings.db_connect_timeout_seconds
+        )
+        self._conn = conn
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(JOB_EVENTS_CHANNEL, self._on_notify)
+        await conn.add_listener(JOBS_CHANNEL, self._on_notify)
+        self.listening.set()
+        return lost
+
+    def _cannot_connect(self, retry: Retry) -> None:
+        log.warning(
+            "job event listener cannot connect", error=str(retry.cause), retry_in_seconds=round(retry.wait, 2)
+        )
+        self.listening.clear()
+        self._wake(None)
 
 
 async def watch(

@@ -105,9 +105,10 @@ class Hostile:
         return web.Response(status=404, text="gone")
 
     async def per_host(self, request: web.Request) -> web.Response:
-        key = "host"
-        self.in_flight[key] = self.in_flight.get(key, 0) + 1
-        self.max_in_flight[key] = max(self.max_in_flight.get(key, 0), self.in_flight[key])
+        keys = ("host", f"host {request.host}")  # all requests, and those of each Host header
+        for key in keys:
+            self.in_flight[key] = self.in_flight.get(key, 0) + 1
+            self.max_in_flight[key] = max(self.max_in_flight.get(key, 0), self.in_flight[key])
         try:
             await asyncio.sleep(0.1)
             n = request.match_info["n"]
@@ -116,7 +117,8 @@ class Hostile:
             html += "</article></body></html>"
             return web.Response(text=html, content_type="text/html")
         finally:
-            self.in_flight[key] -= 1
+            for key in keys:
+                self.in_flight[key] -= 1
 
 
 async def start(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:

@@ -293,6 +293,33 @@ async def test_connections_go_to_the_address_the_guard_checked(hostile: Hostile)
     assert b"<rss" in fetched.body
 
 
+async def test_the_per_host_table_keeps_each_limit_and_forgets_idle_hosts(hostile: Hostile) -> None:
+    """Three host names (all 127.0.0.1), six pages each, two at a time per host: each host gets its two,
+    and once they are done the table holds no host (it does not grow with every host ever fetched)."""
+    port = int(hostile.base.rsplit(":", 1)[1])
+
+    class TestNames(AddressGuard):
+        async def resolve(self, host: str, port: int) -> list[IPAddress]:
+            return [ipaddress.ip_address("127.0.0.1")]
+
+    http = HttpFetcher(TestNames(parse_allowlist(["127.0.0.1/32"])), HttpLimits(retries=0), "storywire-test")
+    hosts = [f"h{n}.test:{port}" for n in range(3)]
+    try:
+        for _ in range(2):  # a second round on hosts the table forgot keeps the limits too
+            fetched = await asyncio.gather(
+                *(
+                    http.fetch(f"http://{hosts[n % 3]}/host/{n}", per_host=2, total_timeout=30)
+                    for n in range(18)
+                )
+            )
+            assert all(f.status == 200 for f in fetched)
+            assert len(http.hosts) == 0
+    finally:
+        await http.aclose()
+    for host in hosts:
+        assert hostile.max_in_flight[f"host {host}"] == 2, hostile.max_in_flight
+
+
 async def test_an_unexpected_parser_crash_fails_the_url_visibly(
     loopback_fetcher: Fetcher, hostile: Hostile, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,6 +14,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+HISTORY = 1024  # limit changes kept in AdaptiveLimiter.history
+
 
 @dataclass
 class Permit:
@@ -69,9 +71,9 @@ class AdaptiveLimiter:
         self._latencies: deque[float] = deque(maxlen=window)
         self._last_cut = 0.0
         self._release_waiters: deque[asyncio.Future[None]] = deque()
-        #: (monotonic time, limit) after every change, for tests and the limit-over-time trace
-        self.history: list[tuple[float, int]] = [(time.monotonic(), self.limit)]
-        self.max_in_flight = 0
+        #: (monotonic time, limit) after every change, for tests and the limit-over-time trace; the latest
+        #: HISTORY changes only, so that it does not grow for the life of the process
+        self.history: deque[tuple[float, int]] = deque([(time.monotonic(), self.limit)], maxlen=HISTORY)
         #: when the backend last answered a call (any answer, errors included), or work arrived after
         #: an idle spell: what ``stalled_for`` measures from
         self._last_progress = time.monotonic()
@@ -97,11 +99,6 @@ class AdaptiveLimiter:
         """Seconds that work has waited for the LLM without any call making progress (0 when idle)."""
         return time.monotonic() - self._last_progress if self.busy else 0.0
 
-    def cap(self, value: int) -> None:
-        """Lower the maximum (a job's max_concurrency) without touching the learned limit."""
-        self.maximum = max(self.minimum, min(self.maximum, value))
-        self._limit = min(self._limit, self.maximum)
-
     async def acquire(self) -> Permit:
         """A permit, first come first served. Each freed slot wakes exactly one waiter: with a
         Condition and notify_all, 1,000 queued clusters all woke on every completion (quadratic)."""
@@ -122,7 +119,6 @@ class AdaptiveLimiter:
 
     def _take(self) -> None:
         self._in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self._in_flight)
 
     def _grant(self) -> None:
         """Hand free slots to the oldest waiters (the slot is taken on their behalf)."""

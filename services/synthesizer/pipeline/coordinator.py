@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -19,6 +19,7 @@ from storywire.v1 import common_pb2, fetcher_pb2_grpc, store_pb2
 
 from runtime.client import ClientSecurity, open_channel
 from runtime.logging import get_logger
+from runtime.retry import Retry, reconnect
 from runtime.stubs import FetcherStub, StoreAllStub
 from services.synthesizer.engine import Engine
 from services.synthesizer.pipeline.jobrun import JobRun
@@ -28,6 +29,8 @@ log = get_logger(__name__)
 tracer = trace.get_tracer("storywire.synthesizer")
 CLAIM_WAIT_SECONDS = 20
 OUTAGE_WARNING_SECONDS = 5.0
+#: ClaimJob again while the store does not answer: waits from 0.1 s growing to 10 s, no attempt limit
+CLAIM_RETRY = reconnect(10.0)
 
 
 class Coordinator:
@@ -78,36 +81,15 @@ class Coordinator:
         request = store_pb2.ClaimJobRequest(
             worker_id=self.worker_id, lease=lease, wait_time=Duration(seconds=CLAIM_WAIT_SECONDS)
         )
-        delay = 0.2
-        failing_since: float | None = None
-        last_warning = 0.0
-        loop = asyncio.get_running_loop()
         while True:
-            try:
-                # wait_for_ready: a store that is not listening yet is waited for, not reported as down
-                reply = await self.store.ClaimJob(
-                    request, timeout=CLAIM_WAIT_SECONDS + 10, wait_for_ready=True
-                )
-            except grpc.aio.AioRpcError as exc:
-                now = loop.time()
-                failing_since = failing_since or now
-                # a store that is still connecting to PostgreSQL answers UNAVAILABLE for a moment at start:
-                # only an outage that lasts deserves a warning (then one every 10 s)
-                if now - failing_since > OUTAGE_WARNING_SECONDS and now - last_warning > 10:
-                    last_warning = now
-                    log.warning(
-                        "cannot claim jobs: the store is unavailable",
-                        address=self.settings.store_address,
-                        code=exc.code().name,
-                        detail=exc.details(),
-                        for_seconds=round(now - failing_since),
+            outage = _Outage(self.settings.store_address, asyncio.get_running_loop().time)
+            async for attempt in CLAIM_RETRY.retries(grpc.aio.AioRpcError, report=outage.report):
+                with attempt:
+                    # wait_for_ready: a store that is not listening yet is waited for, not reported as down
+                    reply = await self.store.ClaimJob(
+                        request, timeout=CLAIM_WAIT_SECONDS + 10, wait_for_ready=True
                     )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            if failing_since is not None and last_warning:
-                log.info("the store is available again", address=self.settings.store_address)
-            failing_since, last_warning, delay = None, 0.0, 0.2
+            outage.over()
             if reply.HasField("job"):
                 task = asyncio.current_task()
                 assert task is not None
@@ -127,6 +109,36 @@ class Coordinator:
         self, queue: asyncio.Queue[common_pb2.Article | None]
     ) -> AsyncIterator[common_pb2.Article]:
         return QueueInput(queue)
+
+
+class _Outage:
+    """What the claim loop says while the store does not answer. A store still connecting to PostgreSQL
+    answers UNAVAILABLE for a moment at start: only an outage that lasts deserves a warning (then one
+    every 10 s), and its end a line of its own."""
+
+    def __init__(self, address: str, clock: Callable[[], float]) -> None:
+        self.address, self.clock = address, clock
+        self.since: float | None = None
+        self.last_warning = 0.0
+
+    def report(self, retry: Retry) -> None:
+        now = self.clock()
+        self.since = self.since or now
+        if now - self.since > OUTAGE_WARNING_SECONDS and now - self.last_warning > 10:
+            self.last_warning = now
+            cause = retry.cause
+            log.warning(
+                "cannot claim jobs: the store is unavailable",
+                address=self.address,
+                code=cause.code().name if isinstance(cause, grpc.aio.AioRpcError) else "",
+                detail=cause.details() if isinstance(cause, grpc.aio.AioRpcError) else str(cause),
+                for_seconds=round(now - self.since),
+                retry_in_seconds=round(retry.wait, 2),
+            )
+
+    def over(self) -> None:
+        if self.last_warning:
+            log.info("the store is available again", address=self.address)
 
 
 class QueueInput:
