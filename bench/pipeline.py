@@ -18,13 +18,7 @@ from bench.procs import corpus_server, start_services
 from bench.report import Row
 from devtools.corpus.synthetic import build_synthetic
 from devtools.services import ServiceProcess
-
-STAGES = {
-    common_pb2.STAGE_FETCH: "fetch",
-    common_pb2.STAGE_CLUSTER: "cluster",
-    common_pb2.STAGE_SYNTHESIZE: "synthesize",
-    common_pb2.STAGE_STORE: "store",
-}
+from runtime.stages import STAGE_NAMES
 
 
 @dataclass
@@ -109,8 +103,8 @@ async def _job(store_address: str, urls: list[str]) -> PipelineResult:
     for s in job.stages:
         if s.HasField("started_at") and s.HasField("finished_at"):
             begun, ended = s.started_at.ToNanoseconds(), s.finished_at.ToNanoseconds()
-            stage_s[STAGES[s.stage]] = (ended - begun) / 1e9
-    done = {STAGES[s.stage]: s for s in job.stages}
+            stage_s[STAGE_NAMES[s.stage]] = (ended - begun) / 1e9
+    done = {STAGE_NAMES[s.stage]: s for s in job.stages}
     return PipelineResult(
         articles=done["cluster"].total if "cluster" in done else 0,
         stories=done["store"].done if "store" in done else 0,

@@ -8,12 +8,8 @@ from rich.console import Console
 from rich.table import Table
 from storywire.v1 import common_pb2
 
-STAGES = {
-    common_pb2.STAGE_FETCH: "fetch",
-    common_pb2.STAGE_CLUSTER: "cluster",
-    common_pb2.STAGE_SYNTHESIZE: "synthesize",
-    common_pb2.STAGE_STORE: "store",
-}
+from runtime.stages import STAGE_NAMES
+
 STATE = {v: k.removeprefix("JOB_STATE_").lower() for k, v in common_pb2.JobState.items()}
 
 
@@ -49,8 +45,9 @@ def timing_table(job: common_pb2.Job) -> Table:
         wall = seconds(stage.elapsed)
         llm = stage.stage == common_pb2.STAGE_SYNTHESIZE
         tokens = t.usage.prompt_tokens + t.usage.completion_tokens
+        name = STAGE_NAMES.get(stage.stage, "?")
         table.add_row(
-            STAGES.get(stage.stage, "?"), f"{wall:.3f}", f"{wall / total:.0%}", f"{stage.done}/{stage.total}",
+            name, f"{wall:.3f}", f"{wall / total:.0%}", f"{stage.done}/{stage.total}",
             str(stage.failed), str(t.llm_calls) if llm else "", str(t.cache_hits) if llm else "",
             f"{tokens}{'~' if t.usage.estimated else ''}" if llm else "", str(t.fallbacks) if llm else "",
         )  # fmt: skip

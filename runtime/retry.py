@@ -19,9 +19,10 @@ lasts) passes its own ``report``, which then replaces the log line.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from typing import Any
 
 import stamina
 from stamina.instrumentation import RetryDetails, set_on_retry_hooks
@@ -84,18 +85,30 @@ class Backoff:
         """``async for attempt in policy.retries(on): with attempt: ...`` runs the block until it
         succeeds, raises an exception ``on`` rejects, or the attempts or the time are used up (then the
         last exception propagates). ``report`` is told of every retry before its wait."""
-        return _Reported(
-            stamina.retry_context(
-                on=on,
-                attempts=self.attempts,
-                timeout=self.timeout,
-                wait_initial=self.initial,
-                wait_max=self.maximum,
-                wait_jitter=self.jitter,
-                wait_exp_base=2,
-            ).__aiter__(),
-            report or log_retry,
-        )
+        return _Reported(stamina.retry_context(on, **self._waits()).__aiter__(), report or log_retry)
+
+    def retries_blocking(self, on: Filter, report: Report | None = None) -> Iterator[stamina.Attempt]:
+        """The same for blocking code (``for attempt in ...``; the waits block the thread)."""
+        attempts = iter(stamina.retry_context(on, **self._waits()))
+        while True:
+            token = _report.set(report or log_retry)
+            try:
+                attempt = next(attempts, None)
+            finally:
+                _report.reset(token)
+            if attempt is None:
+                return
+            yield attempt
+
+    def _waits(self) -> dict[str, Any]:
+        return {
+            "attempts": self.attempts,
+            "timeout": self.timeout,
+            "wait_initial": self.initial,
+            "wait_max": self.maximum,
+            "wait_jitter": self.jitter,
+            "wait_exp_base": 2,
+        }
 
     def with_attempts(self, attempts: int | None) -> Backoff:
         return replace(self, attempts=attempts)

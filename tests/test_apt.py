@@ -50,3 +50,13 @@ def test_other_failures_are_not_retried(tmp_path: Path, monkeypatch: pytest.Monk
     assert proc.returncode == 100
     assert "Unable to locate package" in proc.stderr
     assert Path(f"{tool}.count").read_text().strip() == "1"
+
+
+def test_a_lock_still_busy_after_the_last_attempt_returns_that_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tool = fake_apt(tmp_path, monkeypatch, BUSY_TWICE)
+    proc = apt_get(["update"], attempts=2, wait_seconds=0)
+    assert proc.returncode == 100
+    assert "Could not get lock" in proc.stderr
+    assert Path(f"{tool}.count").read_text().strip() == "2"

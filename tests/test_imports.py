@@ -16,7 +16,7 @@ PACKAGES = ("runtime", "services", "cli", "devtools", "bench", "tests", "gen")
 SERVICES = ("fetcher", "store", "synthesizer")
 LLM = "services.synthesizer.llm"
 # what the CLI may use of the runtime (its client side)
-CLI_RUNTIME = {"runtime.client", "runtime.retry", "runtime.stubs", "runtime.telemetry"}
+CLI_RUNTIME = {"runtime.client", "runtime.retry", "runtime.stages", "runtime.stubs", "runtime.telemetry"}
 DEV_ONLY = ("devtools", "bench", "tests")
 
 Graph = dict[str, set[str]]

@@ -12,16 +12,9 @@ import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 from storywire.v1 import common_pb2
 
+from runtime.stages import STAGE_NAMES, STAGE_VALUES
 from services.store import jobstate
 from services.store.validation import InvalidArgumentError
-
-STAGE_NAMES: dict[common_pb2.Stage.ValueType, str] = {
-    common_pb2.STAGE_FETCH: "fetch",
-    common_pb2.STAGE_CLUSTER: "cluster",
-    common_pb2.STAGE_SYNTHESIZE: "synthesize",
-    common_pb2.STAGE_STORE: "store",
-}
-STAGE_VALUES = {v: k for k, v in STAGE_NAMES.items()}
 
 Row = asyncpg.Record
 

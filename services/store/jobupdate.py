@@ -13,8 +13,9 @@ from typing import Any
 from storywire.v1 import common_pb2, store_pb2
 
 from runtime.logging import get_logger
+from runtime.stages import STAGE_NAMES
 from services.store import accounting, jobstate
-from services.store.convert import STAGE_NAMES, close_stages, job_to_proto, stage_to_json, stages_of
+from services.store.convert import close_stages, job_to_proto, stage_to_json, stages_of
 from services.store.database import Conn, required
 from services.store.joblog import JOBS_CHANNEL, append_events, snapshot_event, story_counts
 
