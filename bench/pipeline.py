@@ -19,6 +19,7 @@ from bench.report import Row
 from devtools.corpus.synthetic import build_synthetic
 from devtools.services import ServiceProcess
 from runtime.stages import STAGE_NAMES
+from runtime.stubs import StoreStub
 
 
 @dataclass
@@ -88,16 +89,21 @@ async def run_pipeline(env: BenchEnv, llm_url: str, articles: int) -> PipelineRe
     return result
 
 
+async def run_job(store: StoreStub, spec: common_pb2.JobSpec) -> tuple[common_pb2.Job, float]:
+    """Submit a job and watch it to its end: the job as submitted, and the wall time in seconds."""
+    start = time.perf_counter()
+    job = (await store.SubmitJob(store_pb2.SubmitJobRequest(spec=spec))).job
+    async for _ in store.WatchJob(store_pb2.WatchJobRequest(job_id=job.id)):
+        pass
+    return job, time.perf_counter() - start
+
+
 async def _job(store_address: str, urls: list[str]) -> PipelineResult:
     options = common_pb2.JobOptions(model=f"pipeline-{uuid.uuid4().hex[:6]}")
     spec = common_pb2.JobSpec(urls=urls, options=options, name="bench pipeline")
     async with grpc.aio.insecure_channel(store_address) as channel:
         store = store_pb2_grpc.StoreServiceStub(channel)
-        start = time.perf_counter()
-        job = (await store.SubmitJob(store_pb2.SubmitJobRequest(spec=spec))).job
-        async for _ in store.WatchJob(store_pb2.WatchJobRequest(job_id=job.id)):
-            pass
-        wall = time.perf_counter() - start
+        job, wall = await run_job(store, spec)
         job = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
     stage_s = {}
     for s in job.stages:

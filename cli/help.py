@@ -44,19 +44,8 @@ def _plain(params: list[click.Parameter]) -> list[click.Parameter]:
     return params
 
 
-class Command(TyperCommand):
-    """For ``app.command(cls=Command)``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _plain(self.params)
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        return _plain(super().get_params(ctx))  # the --help option is made here
-
-
-class Group(TyperGroup):
-    """For ``typer.Typer(cls=Group)``."""
+class _PlainParams(click.Command):
+    """Plain metavars on a command's parameters, the --help option included (it is made late)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -64,3 +53,11 @@ class Group(TyperGroup):
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         return _plain(super().get_params(ctx))
+
+
+class Command(_PlainParams, TyperCommand):
+    """For ``app.command(cls=Command)``."""
+
+
+class Group(_PlainParams, TyperGroup):
+    """For ``typer.Typer(cls=Group)``."""

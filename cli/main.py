@@ -4,7 +4,7 @@ for scripts. Exit codes: 0 done, 1 job failed or cancelled, 2 rejected, 3 unreac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 import grpc
@@ -66,6 +66,18 @@ def run_async(coro: Coroutine[Any, Any, int]) -> None:
         errors.print("interrupted (a job keeps running: `storywire watch JOB` or `storywire cancel JOB`)")
         raise typer.Exit(INTERRUPTED) from None
     raise typer.Exit(code)
+
+
+def on_store(address: str, work: Callable[[StoreStub], Awaitable[int]]) -> None:
+    """Run ``work`` with a stub of the store at ``address`` (its channel closed after), then exit with
+    the code it returns."""
+
+    async def go() -> int:
+        channel, stub = store_stub(address)
+        async with channel:
+            return await work(stub)
+
+    run_async(go())
 
 
 async def finish(store: StoreStub, address: str, job_id: str, as_json: bool) -> int:
@@ -137,24 +149,20 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
     )
     spec = common_pb2.JobSpec(urls=urls, options=options, name=name)
 
-    async def go() -> int:
-        channel, stub = store_stub(store)
-        async with channel:
-            with trace.get_tracer("storywire.cli").start_as_current_span("storywire.run"):
-                submitted = await call(
-                    "store", store, lambda: stub.SubmitJob(store_pb2.SubmitJobRequest(spec=spec))
-                )
-                job = submitted.job
-                if not json_out:
-                    console.print(f"job {job.id} submitted; trace id {job.trace_id}")
-                await watch_job(
-                    stub, store, job.id, console=console, quiet=json_out, reconnect_for=reconnect_for
-                )
-                code = await finish(stub, store, job.id, json_out)
+    async def go(stub: StoreStub) -> int:
+        with trace.get_tracer("storywire.cli").start_as_current_span("storywire.run"):
+            submitted = await call(
+                "store", store, lambda: stub.SubmitJob(store_pb2.SubmitJobRequest(spec=spec))
+            )
+            job = submitted.job
+            if not json_out:
+                console.print(f"job {job.id} submitted; trace id {job.trace_id}")
+            await watch_job(stub, store, job.id, console=console, quiet=json_out, reconnect_for=reconnect_for)
+            code = await finish(stub, store, job.id, json_out)
         await flush_telemetry()
         return code
 
-    run_async(go())
+    on_store(store, go)
 
 
 JobArg = Annotated[str, typer.Argument(metavar="JOB_ID", help="the job's id", show_default=False)]
@@ -169,13 +177,11 @@ def watch(
 ) -> None:
     """Follow a job until it ends, then print its stories and timing table."""
 
-    async def go() -> int:
-        channel, stub = store_stub(store)
-        async with channel:
-            await watch_job(stub, store, job_id, console=console, quiet=json_out, reconnect_for=reconnect_for)
-            return await finish(stub, store, job_id, json_out)
+    async def go(stub: StoreStub) -> int:
+        await watch_job(stub, store, job_id, console=console, quiet=json_out, reconnect_for=reconnect_for)
+        return await finish(stub, store, job_id, json_out)
 
-    run_async(go())
+    on_store(store, go)
 
 
 @app.command(cls=Command)
@@ -187,18 +193,16 @@ def cancel(
 ) -> None:
     """Cancel a job and print its final state (exit 2 when it had already ended)."""
 
-    async def go() -> int:
-        channel, stub = store_stub(store)
-        async with channel:
-            request = store_pb2.CancelJobRequest(job_id=job_id, reason=reason)
-            try:
-                job = (await stub.CancelJob(request)).job
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
-                    raise rpc_error("store", store, exc) from None
-                get = store_pb2.GetJobRequest(job_id=job_id)
-                ended = (await call("store", store, lambda: stub.GetJob(get))).job
-                raise CliError(f"job {job_id} had already ended: {STATE[ended.state]}", REJECTED) from None
+    async def go(stub: StoreStub) -> int:
+        request = store_pb2.CancelJobRequest(job_id=job_id, reason=reason)
+        try:
+            job = (await stub.CancelJob(request)).job
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise rpc_error("store", store, exc) from None
+            get = store_pb2.GetJobRequest(job_id=job_id)
+            ended = (await call("store", store, lambda: stub.GetJob(get))).job
+            raise CliError(f"job {job_id} had already ended: {STATE[ended.state]}", REJECTED) from None
         if json_out:
             print(document(job=job))
         else:
@@ -206,7 +210,7 @@ def cancel(
             console.print(f"job {job.id} {STATE[job.state]}: {job.error}; {stored} stories stored")
         return 0
 
-    run_async(go())
+    on_store(store, go)
 
 
 @app.command(cls=Command)
@@ -219,15 +223,13 @@ def jobs(
 ) -> None:
     """List recent jobs."""
 
-    async def go() -> int:
-        channel, stub = store_stub(store)
-        async with channel:
-            request = store_pb2.ListJobsRequest(page_size=limit)
-            reply = await call("store", store, lambda: stub.ListJobs(request))
+    async def go(stub: StoreStub) -> int:
+        request = store_pb2.ListJobsRequest(page_size=limit)
+        reply = await call("store", store, lambda: stub.ListJobs(request))
         print(document(jobs=list(reply.jobs))) if json_out else console.print(jobs_table(list(reply.jobs)))
         return 0
 
-    run_async(go())
+    on_store(store, go)
 
 
 @app.command(cls=Command)
@@ -241,17 +243,15 @@ def stories(
 ) -> None:
     """List the stories of a job, or the newest stories of all jobs."""
 
-    async def go() -> int:
-        channel, stub = store_stub(store)
-        async with channel:
-            if job_id:  # an unknown job is an error, not an empty list
-                await call("store", store, lambda: stub.GetJob(store_pb2.GetJobRequest(job_id=job_id)))
-            request = store_pb2.ListStoriesRequest(job_id=job_id, page_size=limit)
-            found = list((await call("store", store, lambda: stub.ListStories(request))).stories)
+    async def go(stub: StoreStub) -> int:
+        if job_id:  # an unknown job is an error, not an empty list
+            await call("store", store, lambda: stub.GetJob(store_pb2.GetJobRequest(job_id=job_id)))
+        request = store_pb2.ListStoriesRequest(job_id=job_id, page_size=limit)
+        found = list((await call("store", store, lambda: stub.ListStories(request))).stories)
         print(document(stories=found)) if json_out else console.print(stories_table(found))
         return 0
 
-    run_async(go())
+    on_store(store, go)
 
 
 @app.command(cls=Command)
@@ -262,18 +262,16 @@ def show(
 ) -> None:
     """One story with its source articles."""
 
-    async def go() -> int:
-        channel, stub = store_stub(store)
-        async with channel:
-            request = store_pb2.GetStoryRequest(story_id=story_id)
-            reply = await call("store", store, lambda: stub.GetStory(request))
+    async def go(stub: StoreStub) -> int:
+        request = store_pb2.GetStoryRequest(story_id=story_id)
+        reply = await call("store", store, lambda: stub.GetStory(request))
         if json_out:
             print(document(story=reply.story, articles=list(reply.articles)))
         else:
             print_story(console, reply.story, list(reply.articles))
         return 0
 
-    run_async(go())
+    on_store(store, go)
 
 
 @cache_app.command("stats", cls=Command)

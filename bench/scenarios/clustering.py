@@ -22,7 +22,7 @@ import grpc
 from storywire.v1 import common_pb2, fetcher_pb2, fetcher_pb2_grpc, store_pb2, store_pb2_grpc
 
 from bench.env import BenchEnv
-from bench.pipeline import cpu_seconds
+from bench.pipeline import cpu_seconds, run_job
 from bench.procs import simulator, start_services
 from bench.report import Row
 from devtools.corpus import devnews
@@ -116,11 +116,7 @@ async def end_to_end(env: BenchEnv, base: str, truth: dict[str, str], **settings
             spec = common_pb2.JobSpec(urls=devnews.feed_urls(base), name="bench dev-news")
             async with grpc.aio.insecure_channel(addresses["store"]) as channel:
                 store = store_pb2_grpc.StoreServiceStub(channel)
-                start = time.perf_counter()
-                job = (await store.SubmitJob(store_pb2.SubmitJobRequest(spec=spec))).job
-                async for _ in store.WatchJob(store_pb2.WatchJobRequest(job_id=job.id)):
-                    pass
-                wall = time.perf_counter() - start
+                job, wall = await run_job(store, spec)
                 listed = await store.ListStories(store_pb2.ListStoriesRequest(job_id=job.id, page_size=1000))
                 ids = sorted({a for s in listed.stories for a in s.article_ids})
                 got = await store.BatchGetArticles(store_pb2.BatchGetArticlesRequest(article_ids=ids))

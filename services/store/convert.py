@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from storywire.v1 import common_pb2
 
@@ -108,11 +109,16 @@ def job_to_proto(row: Row) -> common_pb2.Job:
         job.totals.ParseFromString(row["totals"])
     if row.get("accounting"):
         job.accounting.ParseFromString(row["accounting"])
-    for field in ("created_at", "updated_at", "started_at", "finished_at"):
+    copy_times(job, row, "created_at", "updated_at", "started_at", "finished_at")
+    return job
+
+
+def copy_times(message: Message, row: Row, *fields: str) -> None:
+    """Set each timestamp field of ``message`` from the row's column of the same name, unless NULL."""
+    for field in fields:
         value = ts(row[field])
         if value is not None:
-            getattr(job, field).CopyFrom(value)
-    return job
+            getattr(message, field).CopyFrom(value)
 
 
 def article_to_proto(row: Row) -> common_pb2.Article:
@@ -126,10 +132,7 @@ def article_to_proto(row: Row) -> common_pb2.Article:
         source_url=row["source_url"],
         author=row["author"],
     )
-    for field, column in (("published_at", "published_at"), ("fetched_at", "fetched_at")):
-        value = ts(row[column])
-        if value is not None:
-            getattr(article, field).CopyFrom(value)
+    copy_times(article, row, "published_at", "fetched_at")
     return article
 
 
@@ -155,9 +158,7 @@ def story_to_proto(row: Row, article_ids: list[str]) -> common_pb2.Story:
         attempts=row["attempts"],
     )
     story.latency.FromMilliseconds(int(row["latency_ms"]))
-    created = ts(row["created_at"])
-    if created is not None:
-        story.created_at.CopyFrom(created)
+    copy_times(story, row, "created_at")
     return story
 
 

@@ -12,7 +12,7 @@ from storywire.v1 import fetcher_pb2, fetcher_pb2_grpc
 
 from devtools.services import ServiceProcess, dev_channel
 from runtime.stubs import FetcherStub
-from tests.fetcher.hostile import start
+from tests.fetcher.hostile import serve
 from tests.helpers import wait_serving
 
 pytestmark = pytest.mark.integration
@@ -61,11 +61,8 @@ def app() -> web.Application:
 
 @pytest.fixture(scope="module")
 async def origin() -> AsyncIterator[str]:
-    runner, port = await start(app())
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve(app()) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from services.fetcher.http import FetchFailedError, HttpFetcher, HttpLimits
 from services.fetcher.safety import AddressGuard, IPAddress, parse_allowlist
 from services.fetcher.service import FetcherService
 from services.fetcher.settings import FetcherSettings
-from tests.fetcher.hostile import Hostile, start
+from tests.fetcher.hostile import Hostile, serve
 
 pytestmark = pytest.mark.integration
 E = common_pb2
@@ -48,12 +48,8 @@ async def loopback_fetcher() -> AsyncIterator[Fetcher]:
 @pytest.fixture
 async def hostile() -> AsyncIterator[Hostile]:
     server = Hostile()
-    runner, port = await start(server.app())
-    server.base = f"http://127.0.0.1:{port}"
-    try:
+    async with serve(server.app()) as server.base:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager

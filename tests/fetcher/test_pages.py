@@ -15,7 +15,7 @@ from aiohttp import web
 from storywire.v1 import common_pb2, fetcher_pb2_grpc
 
 from runtime.stubs import FetcherStub as Fetcher
-from tests.fetcher.hostile import start
+from tests.fetcher.hostile import serve
 from tests.fetcher.test_fetch import fetch, fetcher_for, split
 
 pytestmark = pytest.mark.integration
@@ -104,12 +104,8 @@ class Site:
 @pytest.fixture
 async def site() -> AsyncIterator[Site]:
     s = Site()
-    runner, port = await start(s.app())
-    s.base = f"http://127.0.0.1:{port}"
-    try:
+    async with serve(s.app()) as s.base:
         yield s
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
