@@ -28,6 +28,15 @@ async def restart_store(deployment: Deployment, how: signal.Signals) -> None:
     await wait_serving(deployment.start("store").address, timeout=60)
 
 
+async def pushed(store: Store, job_id: str, sequence: int) -> None:
+    """Until the store has pushed the job's event ``sequence`` to a watcher of its own: by then it has
+    long pushed event 1 to the CLI, which subscribed first (without this, a busy machine could restart
+    the store before the CLI saw any event but the snapshot, and it would rightly resume after 0)."""
+    async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job_id)):
+        if event.sequence >= sequence:
+            return
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_run_survives_a_store_restart_mid_watch(
     cli: Cli, deployment: Deployment, store: Store, gate: Gate, how: signal.Signals
@@ -37,6 +46,7 @@ async def test_run_survives_a_store_restart_mid_watch(
     head = await read_until(proc.stdout, "submitted")
     job_id = head.split("job ", 1)[1].split()[0]
     await asyncio.wait_for(gate.requested.wait(), 60)
+    await asyncio.wait_for(pushed(store, job_id, 2), 60)
     await restart_store(deployment, how)
     gate.release()
     out, err = await asyncio.wait_for(proc.communicate(), 180)
