@@ -89,6 +89,16 @@ class CommonSettings(BaseSettings):
     )
 
 
+class RedisSettings(CommonSettings):
+    """The settings of a service that shares state through Redis (the fetcher and the synthesizer)."""
+
+    redis_url: str = Field(
+        default="",
+        description="Redis for shared state: LLM results (synthesizer), conditional-GET memory (fetcher); "
+        "e.g. redis://redis:6379/0 (empty = in-process only).",
+    )
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.settings import CommonSettings, SettingsError, env_name, load_settings
+from runtime.settings import CommonSettings, RedisSettings, SettingsError, env_name, load_settings
 from services.fetcher.settings import FetcherSettings
 from services.store.settings import StoreSettings
 from services.synthesizer.settings import SynthesizerSettings
@@ -57,6 +57,19 @@ def test_every_field_maps_to_one_documented_variable() -> None:
                 # a shared variable must mean the same thing in every service
                 assert seen[var] == field.description, var
             seen[var] = field.description or ""
+
+
+def test_every_setting_is_declared_once() -> None:
+    """Settings that several services read live in one shared class (CommonSettings, RedisSettings),
+    never declared again in a service's own."""
+    declared: dict[str, list[str]] = {}
+    for cls in (CommonSettings, RedisSettings, FetcherSettings, SynthesizerSettings, StoreSettings):
+        for name in cls.__annotations__:
+            if name in cls.model_fields:
+                declared.setdefault(name, []).append(cls.__name__)
+    twice = {name: owners for name, owners in declared.items() if len(owners) > 1}
+    assert twice == {}
+    assert declared["redis_url"] == ["RedisSettings"]
 
 
 def test_readme_settings_table_is_current() -> None:

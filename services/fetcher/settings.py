@@ -2,10 +2,10 @@
 
 from pydantic import Field
 
-from runtime.settings import CommonSettings
+from runtime.settings import RedisSettings
 
 
-class FetcherSettings(CommonSettings):
+class FetcherSettings(RedisSettings):
     fetcher_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port of the fetcher.")
     fetch_user_agent: str = Field(
         default="storywire-fetcher/0.1 (+https://github.com/storywire/storywire)",
@@ -39,9 +39,4 @@ class FetcherSettings(CommonSettings):
         default="",
         description="Comma-separated CIDRs exempt from the SSRF guard, e.g. 127.0.0.1/32 for local feeds "
         "(empty = only public addresses).",
-    )
-    redis_url: str = Field(
-        default="",
-        description="Redis for shared state: LLM results (synthesizer), conditional-GET memory (fetcher); "
-        "e.g. redis://redis:6379/0 (empty = in-process only).",
     )

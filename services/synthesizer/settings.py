@@ -4,10 +4,10 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from runtime.settings import CommonSettings
+from runtime.settings import RedisSettings
 
 
-class SynthesizerSettings(CommonSettings):
+class SynthesizerSettings(RedisSettings):
     synthesizer_port: int = Field(default=50052, ge=0, le=65535, description="gRPC port of the synthesizer.")
     llm_base_url: str = Field(
         default="",
@@ -57,11 +57,6 @@ class SynthesizerSettings(CommonSettings):
         le=3600,
         description="Health reports NOT_SERVING when work has waited this long for the LLM with no call "
         "making progress (keep it above the slowest expected call).",
-    )
-    redis_url: str = Field(
-        default="",
-        description="Redis for shared state: LLM results (synthesizer), conditional-GET memory (fetcher); "
-        "e.g. redis://redis:6379/0 (empty = in-process only).",
     )
     cache_memory_bytes: int = Field(
         default=64 * 1024 * 1024, ge=0, description="Size bound of the in-process LLM cache, in bytes."
