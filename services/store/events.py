@@ -103,9 +103,13 @@ class EventHub:
             self.db.settings.database_url, timeout=self.db.settings.db_connect_timeout_seconds
         )
         self._conn = conn
-        conn.add_termination_listener(lambda _conn: lost.set())
-        await conn.add_listener(JOB_EVENTS_CHANNEL, self._on_notify)
-        await conn.add_listener(JOBS_CHANNEL, self._on_notify)
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(JOB_EVENTS_CHANNEL, self._on_notify)
+            await conn.add_listener(JOBS_CHANNEL, self._on_notify)
+        except BaseException:
+            conn.terminate()  # half set up: the next attempt opens a new one
+            raise
         self.listening.set()
         return lost
 

@@ -82,7 +82,7 @@ class Coordinator:
             worker_id=self.worker_id, lease=lease, wait_time=Duration(seconds=CLAIM_WAIT_SECONDS)
         )
         while True:
-            outage = _Outage(self.settings.store_address, asyncio.get_running_loop().time)
+            outage = ClaimOutage(self.settings.store_address, asyncio.get_running_loop().time)
             async for attempt in CLAIM_RETRY.retries(grpc.aio.AioRpcError, report=outage.report):
                 with attempt:
                     # wait_for_ready: a store that is not listening yet is waited for, not reported as down
@@ -111,7 +111,7 @@ class Coordinator:
         return QueueInput(queue)
 
 
-class _Outage:
+class ClaimOutage:
     """What the claim loop says while the store does not answer. A store still connecting to PostgreSQL
     answers UNAVAILABLE for a moment at start: only an outage that lasts deserves a warning (then one
     every 10 s), and its end a line of its own."""
