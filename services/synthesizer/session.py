@@ -111,7 +111,8 @@ def story_proto(job_id: str, cluster: Cluster, r: StoryResult) -> common_pb2.Sto
 
 def doc_of(article: common_pb2.Article) -> Doc:
     aid = article.id or article_id(article.canonical_url, article.content_hash)
-    return Doc.of(aid, article.title, article.text, article.content_hash or aid)
+    published = article.published_at.ToSeconds() if article.HasField("published_at") else None
+    return Doc.of(aid, article.title, article.text, article.content_hash or aid, published)
 
 
 class SynthesisSession:
