@@ -109,15 +109,20 @@ def sample_like_docs() -> list[Doc]:
 def test_pair_scores_and_clusters_ignore_arrival_order() -> None:
     docs = sample_like_docs()
     backend = EventBackend()
-    expected = [(c.key, [d.id for d in c.docs], c.cohesion) for c in backend.cluster(docs, 0.33)]
+    expected = [
+        (c.key, [d.id for d in c.docs], c.cohesion) for c in backend.cluster(docs, backend.default_threshold)
+    ]
     scores, _ = pair_scores(sorted(docs, key=lambda d: d.id))
     for seed in range(10):
         shuffled = docs[:]
         random.Random(seed).shuffle(shuffled)
-        again = [(c.key, [d.id for d in c.docs], c.cohesion) for c in backend.cluster(shuffled, 0.33)]
+        again = [
+            (c.key, [d.id for d in c.docs], c.cohesion)
+            for c in backend.cluster(shuffled, backend.default_threshold)
+        ]
         assert sorted(again) == sorted(expected)
         assert pair_scores(sorted(shuffled, key=lambda d: d.id))[0] == scores
-    events = sorted(sorted(d.id for d in c.docs) for c in backend.cluster(docs, 0.33))
+    events = sorted(sorted(d.id for d in c.docs) for c in backend.cluster(docs, backend.default_threshold))
     assert events == [["id-0", "id-1", "id-2"], ["id-3", "id-4", "id-5"]]  # two fires, two towns
 
 
