@@ -112,7 +112,7 @@ def run(  # noqa: PLR0917 - one parameter per CLI option
         float,
         typer.Option(
             metavar="T",
-            help="clustering threshold (0 = the backend default: 0.33 events, 0.3 tfidf, 0.5 embeddings)",
+            help="clustering threshold (0 = the backend default: 0.35 events, 0.3 tfidf, 0.5 embeddings)",
         ),
     ] = 0.0,
     model: Annotated[str, typer.Option(metavar="M", help="LLM model (empty = synthesizer default)")] = "",

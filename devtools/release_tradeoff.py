@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import re
 import time
@@ -48,7 +49,8 @@ def sample_by_source() -> dict[str, list[common_pb2.Article]]:
     out: dict[str, list[common_pb2.Article]] = {}
     for item in compose():
         source = item.path if item.page_only else item.outlet
-        out.setdefault(source, []).append(as_article("http://sample.test" + item.path, item.title, item.text))
+        article = as_article("http://sample.test" + item.path, item.title, item.text, item.published)
+        out.setdefault(source, []).append(article)
     return out
 
 
@@ -61,9 +63,13 @@ def devnews_by_source() -> dict[str, list[common_pb2.Article]]:
     out: dict[str, list[common_pb2.Article]] = {}
     for a in json.loads((DEV_NEWS / "articles.json").read_text()):
         out.setdefault(feed[a["id"]], []).append(
-            as_article(f"http://dev-news.test/a/{a['id']}", a["title"], a["text"])
+            as_article(f"http://dev-news.test/a/{a['id']}", a["title"], a["text"], _published(a["published"]))
         )
     return out
+
+
+def _published(iso: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
 async def arrivals(

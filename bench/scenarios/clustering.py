@@ -15,6 +15,7 @@ embeddings backend on dev-news."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
@@ -34,6 +35,7 @@ from devtools.services import ServiceProcess
 from services.synthesizer.clustering import ClusterBackend, Doc, TfidfBackend
 from services.synthesizer.clustering.embeddings import EmbeddingsUnavailableError, MiniLMEncoder
 from services.synthesizer.clustering.events import EventBackend
+from services.synthesizer.session import doc_of as job_doc_of
 
 Corpus = tuple[str, list[Doc], dict[str, str]]  # name, documents, id -> event
 
@@ -73,6 +75,11 @@ def measure(corpus: Corpus, label: str, backend: ClusterBackend) -> Row:
     return Row("clustering", f"{label} on {name}", wall, len(docs), "articles", notes=notes, extra=extra)
 
 
+def doc_of(article: common_pb2.Article) -> Doc:
+    """The document a job would cluster (publication time included), named by its dev-news id."""
+    return dataclasses.replace(job_doc_of(article), id=devnews.article_id_of(article.canonical_url))
+
+
 async def fetch_devnews(base: str, full_text: common_pb2.FullText.ValueType) -> tuple[list[Doc], Row]:
     """dev-news's six feeds through a fresh fetcher process: its articles, and a row with the fetch
     stage's wall time and the fetcher's CPU."""
@@ -95,7 +102,7 @@ async def fetch_devnews(base: str, full_text: common_pb2.FullText.ValueType) -> 
         proc.terminate(15)
     articles = [r.article for r in responses if r.WhichOneof("item") == "article"]
     s = responses[-1].summary
-    docs = [Doc.of(devnews.article_id_of(a.canonical_url), a.title, a.text, a.content_hash) for a in articles]
+    docs = [doc_of(a) for a in articles]
     mode = common_pb2.FullText.Name(full_text).removeprefix("FULL_TEXT_")
     words = sum(len(d.text.split()) for d in docs) / max(len(docs), 1)
     notes = (
@@ -153,8 +160,11 @@ def scale(sizes: Sequence[int]) -> list[Row]:
 
 async def run(env: BenchEnv) -> list[Row]:
     items = compose()
-    sample: Corpus = ("sample", [Doc.of(i.path, i.title, i.text, i.path) for i in items],
-                      {i.path: i.event for i in items})  # fmt: skip
+    sample: Corpus = (
+        "sample",
+        [Doc.of(i.path, i.title, i.text, i.path, i.published.timestamp()) for i in items],
+        {i.path: i.event for i in items},
+    )
     corpora = [sample]
     rows: list[Row] = []
     reason = devnews.available()

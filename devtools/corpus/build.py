@@ -194,10 +194,13 @@ if __name__ == "__main__":
     print(f"wrote {result['articles']} articles about {result['events']} events; {len(urls)} job URLs")
 
 
-def as_article(url: str, title: str, text: str) -> common_pb2.Article:
+def as_article(url: str, title: str, text: str, published: dt.datetime | None = None) -> common_pb2.Article:
     """An article as the fetcher would stream it (id and content hash as the runtime computes them), for
     tools and benchmarks that feed a synthesizer without a fetcher."""
     digest = content_hash(title, text)
-    return common_pb2.Article(
+    article = common_pb2.Article(
         id=article_id(url, digest), url=url, canonical_url=url, content_hash=digest, title=title, text=text
     )
+    if published is not None:
+        article.published_at.FromDatetime(published)
+    return article

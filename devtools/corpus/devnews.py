@@ -11,6 +11,7 @@ cases 1, 3 and 5 and the singletons that resemble them calibrate, cases 2 and 4 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -55,6 +56,7 @@ class Article:
     event: str
     title: str
     text: str
+    published: float  # seconds since the epoch
 
 
 def root() -> Path:
@@ -71,7 +73,14 @@ def available() -> str | None:
 
 def articles() -> list[Article]:
     data = json.loads((root() / "articles.json").read_text())
-    return [Article(a["id"], a["event"], a["title"], " ".join(a["text"].split())) for a in data]
+    return [
+        Article(a["id"], a["event"], a["title"], " ".join(a["text"].split()), _epoch(a["published"]))
+        for a in data
+    ]
+
+
+def _epoch(iso: str) -> float:
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def calibration_half(items: list[Article]) -> list[Article]:

@@ -8,6 +8,13 @@ for time to first story); the input is read to its real end. Then every article 
 confirmed, the others are retired (``StoryRetired``, after their story), final clusters without a story
 get one, and articles in final clusters below ``min_articles_per_story`` are left out with that reason.
 
+Release rule: a provisional story whose cluster still grows costs an LLM call for nothing, and a slow
+source makes every cluster grow, so early releases start small and grow as the clustering proves
+stable. The first time the input has been quiet for ``release_idle``, one cluster is released (the
+biggest: the first story comes early); each release may hand out twice as many as the one before; while
+clusters big enough for a story are held back and nothing arrives, the next release waits twice as long
+as the last quiet period (any new article starts the wait from ``release_idle`` again).
+
 Every cluster's story is a task that waits for a concurrency permit (the shared adaptive limiter, capped
 per job by ``max_concurrency``), so the backend always has as much work as the limit allows.
 """
@@ -15,6 +22,7 @@ per job by ``max_concurrency``), so the backend always has as much work as the l
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -111,7 +119,8 @@ def story_proto(job_id: str, cluster: Cluster, r: StoryResult) -> common_pb2.Sto
 
 def doc_of(article: common_pb2.Article) -> Doc:
     aid = article.id or article_id(article.canonical_url, article.content_hash)
-    return Doc.of(aid, article.title, article.text, article.content_hash or aid)
+    published = article.published_at.ToSeconds() if article.HasField("published_at") else None
+    return Doc.of(aid, article.title, article.text, article.content_hash or aid, published)
 
 
 class SynthesisSession:
@@ -192,19 +201,26 @@ class SynthesisSession:
             await inbox.put(_END)
 
     async def _drive(self, inbox: asyncio.Queue[object]) -> None:
+        """Read the inbox to its end, releasing provisional clusters while the input is quiet (the release
+        rule: module docstring), then settle everything at once."""
         idle = self.config.release_idle
-        unreleased = False  # articles arrived since the last release
+        budget = 1  # clusters the next early release may hand out
+        quiet = idle  # how long the input must be quiet before the next early release
+        pending = False  # articles arrived, or clusters were held back, since the last release
         while True:
             try:
-                if unreleased and idle > 0:
-                    async with asyncio.timeout(idle):  # waits on the queue only, never on the input
+                if pending and idle > 0:
+                    async with asyncio.timeout(quiet):  # waits on the queue only, never on the input
                         item = await inbox.get()
                 else:
                     item = await inbox.get()
             except TimeoutError:
-                # the input paused: what is complete now is written while the rest arrives
-                self._announce(await self._cluster(self.clusterer.release, "release"), provisional=True)
-                unreleased = False
+                # the input paused: what looks complete is written while the rest arrives
+                released = await self._cluster(functools.partial(self.clusterer.release, budget), "release")
+                self._announce(released, provisional=True)
+                budget = budget * 2 if released else budget
+                pending = self.clusterer.held > 0
+                quiet *= 2  # each further release while nothing arrives waits twice as long
                 continue
             if item is _END:
                 break
@@ -212,7 +228,7 @@ class SynthesisSession:
                 raise item
             assert isinstance(item, common_pb2.Article)
             self.clusterer.add(doc_of(item))
-            unreleased = True
+            pending, quiet = True, idle
         await self._finish()
 
     async def _cluster(self, step: Callable[[], R], kind: str) -> R:

@@ -66,13 +66,14 @@ class SynthesizerSettings(RedisSettings):
         default=500,
         ge=0,
         le=60_000,
-        description="Release complete clusters as provisional stories when the input pauses this long "
-        "(0 = cluster only at its end); the final stories are always all the articles clustered at once.",
+        description="Release provisional stories when the input pauses this long: one cluster first, then up "
+        "to twice as many per release (0 = cluster only at its end); the final stories are always all the "
+        "articles clustered at once.",
     )
     cluster_backend: Literal["events", "tfidf", "embeddings"] = Field(
         default="events",
-        description="Clustering: events (default: word and name agreement, average linkage, default "
-        "threshold 0.33 = average same-event probability), tfidf (greedy TF-IDF centroids, threshold 0.3) or "
+        description="Clustering: events (default: word, name and time agreement, average linkage, default "
+        "threshold 0.35 = average same-event probability), tfidf (greedy TF-IDF centroids, threshold 0.3) or "
         "embeddings (all-MiniLM-L6-v2 centroids, threshold 0.5; needs `make embeddings-setup`).",
     )
     cluster_embeddings_model_dir: str = Field(

@@ -11,7 +11,13 @@ from devtools.corpus import devnews
 from devtools.corpus.quality import story_quality
 from services.synthesizer.clustering import Doc
 from services.synthesizer.clustering.entities import lowercase_words, names
-from services.synthesizer.clustering.events import EventBackend, pair_scores
+from services.synthesizer.clustering.events import (
+    UNKNOWN_DAYS,
+    EventBackend,
+    days_apart,
+    pair_scores,
+    same_event_probability,
+)
 from services.synthesizer.clustering.linkage import VETO_BELOW, VETO_MIN_SIZE, average_linkage
 
 
@@ -103,16 +109,64 @@ def sample_like_docs() -> list[Doc]:
 def test_pair_scores_and_clusters_ignore_arrival_order() -> None:
     docs = sample_like_docs()
     backend = EventBackend()
-    expected = [(c.key, [d.id for d in c.docs], c.cohesion) for c in backend.cluster(docs, 0.33)]
+    expected = [
+        (c.key, [d.id for d in c.docs], c.cohesion) for c in backend.cluster(docs, backend.default_threshold)
+    ]
     scores, _ = pair_scores(sorted(docs, key=lambda d: d.id))
     for seed in range(10):
         shuffled = docs[:]
         random.Random(seed).shuffle(shuffled)
-        again = [(c.key, [d.id for d in c.docs], c.cohesion) for c in backend.cluster(shuffled, 0.33)]
+        again = [
+            (c.key, [d.id for d in c.docs], c.cohesion)
+            for c in backend.cluster(shuffled, backend.default_threshold)
+        ]
         assert sorted(again) == sorted(expected)
         assert pair_scores(sorted(shuffled, key=lambda d: d.id))[0] == scores
-    events = sorted(sorted(d.id for d in c.docs) for c in backend.cluster(docs, 0.33))
+    events = sorted(sorted(d.id for d in c.docs) for c in backend.cluster(docs, backend.default_threshold))
     assert events == [["id-0", "id-1", "id-2"], ["id-3", "id-4", "id-5"]]  # two fires, two towns
+
+
+DAY = 86_400.0
+
+
+def test_time_apart_lowers_the_same_event_probability() -> None:
+    assert same_event_probability(0.15, 0.3, 3.0) < same_event_probability(0.15, 0.3, 0.5)
+    assert same_event_probability(0.15, 0.3, 10_000.0) < 1e-300  # years apart: no overflow
+    dated, undated = Doc.of("a", "t", "x", "h", 0.0), Doc.of("b", "t", "x", "h")
+    assert days_apart(dated, Doc.of("c", "t", "x", "h", 2.5 * DAY)) == 2.5
+    assert days_apart(dated, undated) == UNKNOWN_DAYS
+
+
+def follow_up_docs(later: float | None) -> list[Doc]:
+    """Three reports of a depot collapse and three of its director's court appearance, which name the
+    same director, firm and town; the court reports are published ``later`` seconds after."""
+    collapse = [
+        ("Roof collapses at Drennick depot", "Snow brought down the Kelbrook depot roof; rescuers searched."),
+        ("Workers trapped in Drennick", "Rescuers dug through snow for night shift workers at Kelbrook."),
+        ("Drennick rescue goes on", "Crews searched the Kelbrook depot after the roof fell under snow."),
+    ]
+    court = [
+        ("Kelbrook director in court", "Victor Amsel appeared in a Drennick court, charged over deaths."),
+        ("Amsel granted bail", "The Kelbrook director, Victor Amsel, was granted bail in Drennick."),
+        ("Director charged", "Prosecutors in Drennick charged Victor Amsel; the court set bail."),
+    ]
+    return [
+        Doc.of(f"id-{k}", t, x, f"h{k}", None if later is None else (k // 3) * later + k * 3600)
+        for k, (t, x) in enumerate(collapse + court)
+    ]
+
+
+def test_a_follow_up_days_later_scores_lower() -> None:
+    """The same words and names: the pairs across the two groups score lower when the court reports
+    come three days later, the pairs within a group do not change (dev-news's case 3 below shows what
+    that does to the clusters)."""
+    together, _ = pair_scores(follow_up_docs(later=0.0))
+    apart, _ = pair_scores(follow_up_docs(later=3 * DAY))
+    for (i, j), score in together.items():
+        if (i < 3) == (j < 3):
+            assert apart[i, j] == score
+        else:
+            assert apart.get((i, j), 0.0) < score
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +179,7 @@ def dev_news() -> list[devnews.Article]:
 def test_dev_news_events_and_look_alikes(dev_news: list[devnews.Article]) -> None:
     """A regression bound well below the benchmark's figures (docs/performance.md): the text here is
     the labelled text, where a job reads extracted pages."""
-    docs = [Doc.of(a.id, a.title, a.text, a.id) for a in dev_news]
+    docs = [Doc.of(a.id, a.title, a.text, a.id, a.published) for a in dev_news]
     truth = {a.id: a.event for a in dev_news}
     clusters = [[d.id for d in c.docs] for c in EventBackend().cluster(docs, EventBackend.default_threshold)]
     q = story_quality(truth, clusters)
@@ -133,4 +187,4 @@ def test_dev_news_events_and_look_alikes(dev_news: list[devnews.Article]) -> Non
     assert q.purity >= 0.93, q
     assert q.left_out <= 0.05, q
     report = devnews.hard_case_report(truth, clusters)
-    assert sum("MERGED" in line for line in report) <= 1, report
+    assert not any("MERGED" in line for line in report), report

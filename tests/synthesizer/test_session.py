@@ -67,36 +67,69 @@ async def test_a_slow_source_is_read_to_its_end_with_the_default_release(sim: Si
     assert engine.limiter.in_flight == 0
 
 
-def test_an_event_whose_articles_arrive_3_s_apart_ends_in_one_story() -> None:
-    by_source = sample_by_source()
-    event = labels()
+def split_event() -> tuple[str, dict[str, list[common_pb2.Article]], dict[str, list[common_pb2.Article]]]:
+    """The sample's first event cut in two: its articles from every other source (``late:<source>``),
+    and every other article (by source)."""
+    by_source, event = sample_by_source(), labels()
     target = sorted(set(event.values()))[0]
     split = {s: [a for a in arts if event[a.id] == target] for s, arts in by_source.items()}
     late_sources = sorted(s for s, arts in split.items() if arts)[::2]
-    ids = {a.id for articles in by_source.values() for a in articles}
+    late = {f"late:{s}": split[s] for s in late_sources}
+    rest = {s: [a for a in arts if a not in late.get(f"late:{s}", [])] for s, arts in by_source.items()}
+    return target, rest, late
 
-    async def run(delays: dict[str, float]) -> tuple[list[synthesizer_pb2.SynthesizeResponse], int]:
-        late = {f"late:{s}": split[s] for s in late_sources}
-        early = {s: [a for a in arts if a not in late.get(f"late:{s}", [])] for s, arts in by_source.items()}
-        writer = FakeWriter(latency=0.3)
-        session = SynthesisSession(writer, config(release_idle=0.5))
-        return [r async for r in session.run(timed({**early, **late}, delays, gap=0.01))], writer.calls
 
-    responses, calls = in_loop_time(run({f"late:{s}": 3.0 for s in late_sources}))
+async def run_timed(
+    by_source: dict[str, list[common_pb2.Article]], delays: dict[str, float]
+) -> tuple[list[synthesizer_pb2.SynthesizeResponse], int]:
+    writer = FakeWriter(latency=0.3)
+    session = SynthesisSession(writer, config(release_idle=0.5))
+    return [r async for r in session.run(timed(by_source, delays, gap=0.01))], writer.calls
+
+
+def test_an_event_whose_articles_arrive_3_s_apart_ends_in_one_story() -> None:
+    target, rest, late = split_event()
+    ids = {a.id for articles in [*rest.values(), *late.values()] for a in articles}
+    responses, calls = in_loop_time(run_timed({**rest, **late}, dict.fromkeys(late, 3.0)))
     settled = settle(responses, ids)
-    baseline, baseline_calls = in_loop_time(run({}))
+    baseline, baseline_calls = in_loop_time(run_timed({**rest, **late}, {}))
     expected = settle(baseline, ids)
     assert settled.final == expected.final
-    holding = {k for k, members in settled.final.items() if any(event[a] == target for a in members)}
+    holding = {k for k, members in settled.final.items() if any(labels()[a] == target for a in members)}
     assert len(holding) == 1, "the event's articles must end in one final story"
-    (final_key,) = holding
-    assert {a for a, e in event.items() if e == target} <= settled.final[final_key]
-    # its story released before the late articles came was provisional, and was replaced
-    replaced = [k for k, by in settled.retired.items() if by == [final_key]]
-    assert replaced, f"no provisional story of {target} was retired: {settled.retired}"
-    assert baseline_calls == 14
-    assert not expected.provisional
+    assert {a for a, e in labels().items() if e == target} <= settled.final[holding.pop()]
+    assert settled.provisional, "the pause must release provisional clusters"
     assert calls == baseline_calls + len(settled.retired)
+
+
+def test_a_provisional_story_whose_cluster_grows_is_replaced() -> None:
+    """Only half of one event arrives at first: its cluster is released, then its other half comes
+    3 s later, and the final story of the whole event replaces the provisional one."""
+    target, rest, late = split_event()
+    early = {f"early:{s}": [a for a in arts if labels()[a.id] == target] for s, arts in rest.items()}
+    others = {s: [a for a in arts if labels()[a.id] != target] for s, arts in rest.items()}
+    by_source = {**early, **others, **late}
+    ids = {a.id for articles in by_source.values() for a in articles}
+    responses, calls = in_loop_time(run_timed(by_source, dict.fromkeys([*others, *late], 3.0)))
+    settled = settle(responses, ids)
+    (final_key,) = {k for k, members in settled.final.items() if any(labels()[a] == target for a in members)}
+    assert [k for k, by in settled.retired.items() if by == [final_key]], settled.retired
+    assert calls == 14 + len(settled.retired)
+
+
+def test_early_release_hands_out_one_cluster_first_and_holds_the_rest() -> None:
+    """One source of five 1.2 s late: every event still grows when it comes. The first quiet moment
+    releases one cluster (the first story, before the late source), the next release waits twice as
+    long, by which time the late source has come: one provisional story retired, not one per event."""
+    by_source = sample_by_source()
+    ids = {a.id for articles in by_source.values() for a in articles}
+    responses, calls = in_loop_time(run_timed(by_source, {"valmora-courier": 1.2}))
+    settled = settle(responses, ids)
+    first = responses[settled.first_story_at].story
+    assert first.cluster_key in settled.provisional, "the first story comes before the late source"
+    assert len(settled.provisional) == 1
+    assert len(settled.retired) == 1
+    assert calls == 14 + 1
 
 
 @pytest.mark.parametrize("release_idle", [0.0, 0.5])

@@ -1,9 +1,10 @@
 """The articles of one synthesis stream: provisional clusters while it runs, the final clustering at its end.
 
-Release rule (documented in docs/architecture.md): when the input has been quiet for ``release_idle``
-seconds, the articles that are in no provisional cluster yet are clustered, and clusters that reach
-``min_articles_per_story`` are released at once as *provisional* (their stories are written straight
-away: time to first story). When the input ends, ALL the stream's articles are clustered at once: these
+Release rule (documented in docs/architecture.md): when the input has been quiet for a while (the
+session decides when, and how many: :mod:`services.synthesizer.session`), the articles that are in no
+provisional cluster yet are clustered, and clusters that reach ``min_articles_per_story`` are released
+as *provisional*, up to a limit, the biggest first (their stories are written straight away: time to
+first story). When the input ends, ALL the stream's articles are clustered at once: these
 final clusters are the result, whatever the arrival timing. A provisional cluster whose key is a final
 cluster's key is confirmed; any other is retired, replaced by the final clusters that hold its articles.
 Final clusters smaller than ``min_articles_per_story`` leave their articles out, each with its reason.
@@ -51,6 +52,7 @@ class StreamClusterer:
         self.provisional: dict[str, Cluster] = {}  # released before the end, by key
         self.received = 0  # messages, repeated ids included
         self._released: set[str] = set()  # ids in a provisional cluster
+        self.held = 0  # clusters big enough for a story that the last release held back
 
     @property
     def seen(self) -> int:
@@ -63,16 +65,23 @@ class StreamClusterer:
         if doc.id not in self._released:
             self.open[doc.id] = doc
 
-    def release(self) -> list[Cluster]:
-        """Provisional clusters among the open articles (those big enough), sorted by key."""
+    def release(self, limit: int | None = None) -> list[Cluster]:
+        """Provisional clusters among the open articles (those big enough), sorted by key: at most
+        ``limit`` of them, the most settled first (the biggest, then the most cohesive); the others stay
+        open, counted in ``held``."""
         clusters = self.backend.cluster(list(self.open.values()), self.threshold)
-        ready = sorted((c for c in clusters if len(c.docs) >= self.min_size), key=lambda c: c.key)
-        for c in ready:
+        ready = sorted(
+            (c for c in clusters if len(c.docs) >= self.min_size),
+            key=lambda c: (-len(c.docs), -c.cohesion, c.key),
+        )
+        chosen = ready if limit is None else ready[:limit]
+        self.held = len(ready) - len(chosen)
+        for c in chosen:
             self.provisional[c.key] = c
             for d in c.docs:
                 del self.open[d.id]
                 self._released.add(d.id)
-        return ready
+        return sorted(chosen, key=lambda c: c.key)
 
     def finish(self) -> FinalOutcome:
         """Cluster all the articles at once and settle every provisional cluster."""

@@ -38,10 +38,13 @@ class Doc:
     text: str
     content_hash: str
     counts: Counter[str] = field(compare=False, hash=False, repr=False)
+    #: publication time (seconds since the epoch) when the source states it: events backend's time
+    #: agreement
+    published: float | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, id: str, title: str, text: str, content_hash: str) -> Doc:
-        return cls(id, title, text, content_hash, term_counts(title, text))
+    def of(cls, id: str, title: str, text: str, content_hash: str, published: float | None = None) -> Doc:
+        return cls(id, title, text, content_hash, term_counts(title, text), published)
 
 
 @dataclass
