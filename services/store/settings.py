@@ -43,3 +43,11 @@ class StoreSettings(CommonSettings):
     store_migrate_on_start: bool = Field(
         default=True, description="Apply pending migrations at start (off when a separate Job does it)."
     )
+    worker_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Claims of one job at most: a worker fails a job whose last attempt failed on "
+        "infrastructure, and the store fails a job given back after this many attempts (its worker died "
+        "or could not record the failure) instead of handing it out again.",
+    )

@@ -46,7 +46,7 @@ class StoreWorkerServicer(store_pb2_grpc.StoreWorkerServiceServicer):
         while True:
             if context.cancelled():  # the worker is gone (stopping): a claim now would be lost
                 return store_pb2.ClaimJobResponse()
-            claimed = await self.jobs.claim(request.worker_id, lease)
+            claimed = await self.jobs.claim(request.worker_id, lease, self.settings.worker_max_attempts)
             if claimed is not None:
                 job, token = claimed
                 log.info("job claimed", job_id=job.id, worker=request.worker_id, attempt=job.attempts)

@@ -105,6 +105,11 @@ class SynthesizerSettings(CommonSettings):
         description="A pipeline stream (fetch, article and story writes) owed progress that makes none for "
         "this long fails the attempt, which is retried.",
     )
-    worker_max_attempts: int = Field(
-        default=3, ge=1, le=100, description="Claims of one job before an infrastructure failure fails it."
+    worker_max_attempts: int = Field(  # the store reads the same variable: one value for both
+        default=3,
+        ge=1,
+        le=100,
+        description="Claims of one job at most: a worker fails a job whose last attempt failed on "
+        "infrastructure, and the store fails a job given back after this many attempts (its worker died "
+        "or could not record the failure) instead of handing it out again.",
     )
