@@ -52,6 +52,8 @@ class JobWatch:
         self.job_id = job_id
         self.events: list[tuple[float, Event]] = []
         self._arrived = asyncio.Event()
+        #: what the fault returned: the loop time from which recovery is measured
+        self.fault_at: float | None = None
 
     def add(self, event: Event) -> None:
         if event.heartbeat:
@@ -149,7 +151,7 @@ async def run_job(
     try:
         await asyncio.wait_for(following, timeout)
         seconds = loop.time() - started
-        fault_at = await asyncio.wait_for(injected, 5) if injected else None
+        fault_at = watch.fault_at = await asyncio.wait_for(injected, 5) if injected else None
     finally:
         if injected and not injected.done():
             injected.cancel()
