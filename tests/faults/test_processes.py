@@ -2,8 +2,9 @@
 done with every story of the fault-free run, none twice.
 
 The fetcher is signalled while it streams the job's articles, the store once two stories are stored. The
-synthesizer (one replica) survives both: its attempt fails on infrastructure, the job goes back to
-queued with its progress and the next attempt reuses the stories already stored."""
+synthesizer (one replica) survives both: an attempt that fails on infrastructure gives the job back with
+its progress (waiting up to 2 s for a store that is away) and the next attempt reuses the stories already
+stored. A SIGTERM'd fetcher usually finishes the stream it serves before it exits, so no attempt fails."""
 
 from __future__ import annotations
 
