@@ -34,7 +34,9 @@ def message_options(max_message_bytes: int) -> list[tuple[str, int]]:
 
 def client_options(max_message_bytes: int) -> list[tuple[str, int | str]]:
     """Client side: keepalive pings detect a dead peer (a killed pod) on long streams within seconds;
-    round_robin spreads calls over every address a name resolves to (a headless Service's pods)."""
+    round_robin spreads calls over every address a name resolves to (a headless Service's pods); a peer
+    that went away is tried again at least every 2 s (gRPC's default backoff grows to 120 s), so a call
+    waiting for it (wait_for_ready) goes through within about 2 s of its return."""
     return [
         ("grpc.lb_policy_name", "round_robin"),
         *message_options(max_message_bytes),
@@ -42,6 +44,8 @@ def client_options(max_message_bytes: int) -> list[tuple[str, int | str]]:
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", 2000),
     ]
 
 

@@ -99,6 +99,19 @@ class RedisSettings(CommonSettings):
     )
 
 
+class AttemptSettings(CommonSettings):
+    """The settings of a service that hands out or runs job attempts (the store and the synthesizer)."""
+
+    worker_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Claims of one job at most: a worker fails a job whose last attempt failed on "
+        "infrastructure, and the store fails a job given back after this many attempts (its worker died "
+        "or could not record the failure) instead of handing it out again.",
+    )
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 

@@ -8,13 +8,17 @@ connection or a late join never lose or reorder an event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import asyncpg
+import grpc
 from storywire.v1 import store_pb2
 
+from runtime.errors import RequestError
 from runtime.logging import get_logger
 from runtime.retry import Retry, reconnect
 from services.store import jobstate
@@ -24,6 +28,16 @@ from services.store.jobs import Jobs
 
 log = get_logger(__name__)
 FINAL_STATES = {jobstate.TO_PROTO[s] for s in jobstate.FINAL}
+T = TypeVar("T")
+
+
+class StoreStoppingError(RequestError):
+    """The store replica is stopping: a stream that would not end by itself is ended at once."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self) -> None:
+        super().__init__("the store is stopping; call again (after_seq resumes a watch)")
 
 
 class EventHub:
@@ -37,9 +51,38 @@ class EventHub:
         self._conn: asyncpg.Connection | None = None
         self.listening = asyncio.Event()
         self._pending: set[asyncio.Task[None]] = set()  # notify tasks, referenced until they finish
+        self.closing = asyncio.Event()  # set when the replica starts stopping
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen_loop(), name="store-listen")
+
+    async def close_streams(self) -> None:
+        """The replica is stopping (SIGTERM): end at once the streams that only end with their job (watches,
+        long-polling claims, the workers' write streams), so that its drain is not the whole grace period;
+        their clients call again (another replica, or this one restarted) and lose nothing."""
+        self.closing.set()
+        self._wake(None)
+        await self._notify_jobs()
+
+    async def until_closing(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
+        """``items`` until the replica starts stopping; then :class:`StoreStoppingError`."""
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            while True:
+                item = asyncio.ensure_future(anext(items))
+                await asyncio.wait({item, closing}, return_when=asyncio.FIRST_COMPLETED)
+                if not item.done():
+                    item.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await item
+                    raise StoreStoppingError
+                try:
+                    value = item.result()
+                except StopAsyncIteration:
+                    return
+                yield value
+        finally:
+            closing.cancel()
 
     async def stop(self) -> None:
         if self._task:
@@ -142,11 +185,15 @@ async def watch(
             if final:
                 return
         while True:
+            if hub.closing.is_set():
+                raise StoreStoppingError
             try:
                 await asyncio.wait_for(wake.wait(), heartbeat)
             except TimeoutError:
                 yield store_pb2.WatchJobResponse(heartbeat=True)
                 # fall through and re-read: a heartbeat round also covers a missed notification
+            if hub.closing.is_set():
+                raise StoreStoppingError  # the client resumes after the last event it got
             wake.clear()
             try:
                 rows = await hub.db.pool.fetch(

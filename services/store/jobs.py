@@ -21,7 +21,7 @@ from services.store.convert import (
     page_size,
     stages_of,
 )
-from services.store.database import Database, required
+from services.store.database import Conn, Database, required
 from services.store.joblog import JOBS_CHANNEL, append_events, snapshot_event
 from services.store.jobupdate import NotFoundError, PreconditionError
 from services.store.validation import parse_uuid, validate_spec
@@ -34,10 +34,15 @@ def current_trace() -> tuple[str, str]:
     return current_trace_id(), carrier.get("traceparent", "")
 
 
-CLAIM = """WITH candidate AS (
+#: runnable jobs (not ended, not being cancelled, no live lease)
+RUNNABLE = """state NOT IN ('done', 'failed', 'cancelled') AND NOT cancel_requested
+          AND (lease_expires_at IS NULL OR lease_expires_at < now())"""
+#: runnable jobs that have had every attempt they may have: failed instead of claimed again
+EXHAUSTED = f"""SELECT id, attempts, stages FROM jobs WHERE {RUNNABLE} AND attempts >= $1
+    ORDER BY created_at FOR UPDATE SKIP LOCKED"""  # noqa: S608 - constant text
+CLAIM = f"""WITH candidate AS (
         SELECT id FROM jobs
-        WHERE state NOT IN ('done', 'failed', 'cancelled') AND NOT cancel_requested
-          AND (lease_expires_at IS NULL OR lease_expires_at < now())
+        WHERE {RUNNABLE} AND attempts < $5
         ORDER BY created_at
         FOR UPDATE SKIP LOCKED
         LIMIT 1)
@@ -45,7 +50,7 @@ CLAIM = """WITH candidate AS (
            lease_expires_at = now() + make_interval(secs => $3), attempts = attempts + 1,
            started_at = coalesce(started_at, now()), updated_at = now()
     FROM candidate WHERE j.id = candidate.id
-    RETURNING j.*"""
+    RETURNING j.*"""  # noqa: S608 - constant text
 
 
 class Jobs:
@@ -132,17 +137,36 @@ class Jobs:
             await append_events(conn, jid, [snapshot_event(job)])
             return job
 
-    async def claim(self, worker_id: str, lease_seconds: float) -> tuple[common_pb2.Job, str] | None:
+    async def claim(
+        self, worker_id: str, lease_seconds: float, max_attempts: int
+    ) -> tuple[common_pb2.Job, str] | None:
         """Claim the oldest runnable job. A claim starts a new attempt: the job (re)starts at ``fetching``,
-        which is the only way a job moves backwards (jobstate.RESTART documents it)."""
+        which is the only way a job moves backwards (jobstate.RESTART documents it). A runnable job that
+        has had ``max_attempts`` attempts is never handed out again: the same transaction fails it (its
+        last worker died, or could not record the failure) with its event."""
         token = uuid.uuid4()
         async with self.db.transaction() as conn:
-            row = await conn.fetchrow(CLAIM, token, worker_id, lease_seconds, jobstate.RESTART)
+            await self._fail_exhausted(conn, max_attempts)
+            row = await conn.fetchrow(CLAIM, token, worker_id, lease_seconds, jobstate.RESTART, max_attempts)
             if row is None:
                 return None
             job = job_to_proto(row)
             await append_events(conn, row["id"], [snapshot_event(job)])  # same transaction as the claim
         return job, str(token)
+
+    async def _fail_exhausted(self, conn: Conn, max_attempts: int) -> None:
+        for row in await conn.fetch(EXHAUSTED, max_attempts):
+            failed = await conn.fetchrow(
+                """UPDATE jobs SET state = 'failed', error = $2, finished_at = now(), updated_at = now(),
+                          stages = $3::jsonb, lease_token = NULL, lease_expires_at = NULL
+                   WHERE id = $1 RETURNING *""",
+                row["id"],
+                f"after {row['attempts']} attempts: the last one ended without recording its outcome (its "
+                f"worker died or could not reach the store), and a job gets {max_attempts} attempts at most",
+                json.dumps(close_stages(stages_of(row), await conn.fetchval("SELECT now()"))),
+            )
+            job = job_to_proto(required(failed))
+            await append_events(conn, row["id"], [snapshot_event(job)])
 
     async def next_lease_expiry(self) -> dt.datetime | None:
         value: dt.datetime | None = await self.db.pool.fetchval(

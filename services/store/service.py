@@ -47,6 +47,10 @@ class StoreService:
         self.db.start(on_connected)
         self.hub.start()
 
+    async def drain(self) -> None:
+        """Stopping (SIGTERM): end the streams that would hold the grace period (see EventHub)."""
+        await self.hub.close_streams()
+
     async def stop(self) -> None:
         await self.hub.stop()
         await self.db.close()

@@ -2,10 +2,10 @@
 
 from pydantic import Field
 
-from runtime.settings import CommonSettings
+from runtime.settings import AttemptSettings
 
 
-class StoreSettings(CommonSettings):
+class StoreSettings(AttemptSettings):
     store_port: int = Field(default=50053, ge=0, le=65535, description="gRPC port of the store.")
     database_url: str = Field(
         default="postgresql://storywire@127.0.0.1:5432/storywire",

@@ -44,9 +44,9 @@ class StoreWorkerServicer(store_pb2_grpc.StoreWorkerServiceServicer):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
-            if context.cancelled():  # the worker is gone (stopping): a claim now would be lost
-                return store_pb2.ClaimJobResponse()
-            claimed = await self.jobs.claim(request.worker_id, lease)
+            if context.cancelled() or self.hub.closing.is_set():  # the worker, or this replica, is stopping:
+                return store_pb2.ClaimJobResponse()  # a claim now would be lost
+            claimed = await self.jobs.claim(request.worker_id, lease, self.settings.worker_max_attempts)
             if claimed is not None:
                 job, token = claimed
                 log.info("job claimed", job_id=job.id, worker=request.worker_id, attempt=job.attempts)
@@ -78,7 +78,7 @@ class StoreWorkerServicer(store_pb2_grpc.StoreWorkerServiceServicer):
             await self.writer.write_articles(list(enumerate(batch, first)), counts, job[0] if job else None)
 
         async def chunks() -> AsyncIterator[list[common_pb2.Article]]:
-            async for r in request_iterator:
+            async for r in self.hub.until_closing(request_iterator):
                 if r.job_id and not job:
                     job.append(JobAttempt(parse_uuid(r.job_id, "job_id"), r.attempt))
                 yield list(r.articles)
@@ -95,7 +95,7 @@ class StoreWorkerServicer(store_pb2_grpc.StoreWorkerServiceServicer):
             await self.writer.write_stories(list(enumerate(batch, first)), counts)
 
         # stories of one job are announced in order: one batch at a time
-        chunks = (list(r.stories) async for r in request_iterator)
+        chunks = (list(r.stories) async for r in self.hub.until_closing(request_iterator))
         await pipelined(self._batches(chunks), write, 1)
         return store_pb2.PutStoriesResponse(result=counts.result())
 

@@ -4,10 +4,10 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from runtime.settings import RedisSettings
+from runtime.settings import AttemptSettings, RedisSettings
 
 
-class SynthesizerSettings(RedisSettings):
+class SynthesizerSettings(RedisSettings, AttemptSettings):
     synthesizer_port: int = Field(default=50052, ge=0, le=65535, description="gRPC port of the synthesizer.")
     llm_base_url: str = Field(
         default="",
@@ -100,7 +100,4 @@ class SynthesizerSettings(RedisSettings):
         le=3600,
         description="A pipeline stream (fetch, article and story writes) owed progress that makes none for "
         "this long fails the attempt, which is retried.",
-    )
-    worker_max_attempts: int = Field(
-        default=3, ge=1, le=100, description="Claims of one job before an infrastructure failure fails it."
     )

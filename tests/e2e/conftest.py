@@ -36,6 +36,7 @@ class Deployment:
     sim: Simulator
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
     security: ClientSecurity = field(default_factory=dev_security)  # how tests reach the services
+    stack: Stack | None = None  # its PostgreSQL and Redis (the fault tests stop and start them)
 
     def start(self, name: str) -> ServiceProcess:
         proc = ServiceProcess(
@@ -73,7 +74,7 @@ async def deploy(
         port = free_port()
         env[f"STORYWIRE_{name.upper()}_PORT"] = str(port)
         env[f"STORYWIRE_{name.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
-    deployment = Deployment(env, corpus, sim, security=security or dev_security())
+    deployment = Deployment(env, corpus, sim, security=security or dev_security(), stack=stack)
     try:
         for name in SERVICES:
             await wait_serving(deployment.start(name).address, security=deployment.security)

@@ -194,3 +194,27 @@ async def test_done_with_final_keys_retires_stale_stories(store: Store) -> None:
     assert sorted(s.cluster_key for s in listed.stories) == ["k1", "k2"]
     stored = next(s for s in reply.job.stages if s.stage == common_pb2.STAGE_STORE)
     assert (stored.done, stored.total) == (2, 2)
+
+
+async def test_a_job_past_its_attempts_is_failed_by_the_store_not_claimed_again(store: Store) -> None:
+    """A worker that cannot record a failure (it died, or the store was unreachable) leaves its job to
+    the lease; the store hands it out at most WORKER_MAX_ATTEMPTS times (default 3), then fails it with
+    the reason, its event in the same transaction."""
+    job = await submit(store)
+    for attempt in (1, 2):  # two attempts given back after an infrastructure failure
+        token = await claim_job(store, job.id, f"worker-{attempt}")
+        give_back = store_pb2.UpdateJobRequest(job_id=job.id, lease_token=token, release=True)
+        assert (await store.UpdateJob(give_back)).job.state == common_pb2.JOB_STATE_QUEUED
+    await claim_job(store, job.id, "worker-3", lease=0.3)  # the third worker dies: its lease runs out
+    reply = await store.ClaimJob(
+        store_pb2.ClaimJobRequest(worker_id="worker-4", wait_time=Duration(seconds=2))
+    )  # woken when the lease expires
+    assert reply.job.id != job.id
+    ended = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
+    assert ended.state == common_pb2.JOB_STATE_FAILED
+    assert ended.attempts == 3
+    assert ended.error.startswith("after 3 attempts: the last one ended without recording its outcome")
+    assert ended.HasField("finished_at")
+    events = [e async for e in store.WatchJob(store_pb2.WatchJobRequest(job_id=job.id, after_seq=1))]
+    assert events[-1].snapshot.state == common_pb2.JOB_STATE_FAILED, events[-1]
+    assert events[-1].snapshot.error == ended.error

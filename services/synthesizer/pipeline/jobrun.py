@@ -157,7 +157,9 @@ class JobRun(LeasedRun):
         dog.expect()
 
         async def consume() -> None:
-            async for response in self.c.fetcher.Fetch(request):
+            # wait_for_ready: a fetcher that is restarting is waited for (the watchdog bounds the wait),
+            # not a failed attempt; a job gets few attempts
+            async for response in self.c.fetcher.Fetch(request, wait_for_ready=True):
                 dog.progress()
                 dog.expect(False)  # our own queues may make us wait: that is not the fetcher's stall
                 await self._on_fetched(response, to_store, to_synth)

@@ -108,15 +108,16 @@ class LeasedRun:
         return reply.job
 
     async def _release(self, reason: str, delay: float) -> None:
-        """Give the job back now (queued, with its progress); when the store cannot be told, the lease
-        runs out instead."""
+        """Give the job back now (queued, with its progress); a store that is away is waited for within
+        the call's deadline (it may be restarting: then the job is claimable again well before its lease
+        would run out); when the store cannot be told, the lease runs out instead."""
         retry_after = Duration()
         retry_after.FromMilliseconds(int(delay * 1000))
         request = self._request(S.JOB_STATE_UNSPECIFIED, reason, renew_only=False)
         request.release = True
         request.retry_after.CopyFrom(retry_after)
         try:
-            await self.c.store.UpdateJob(request, timeout=self.c.rpc_timeout)
+            await self.c.store.UpdateJob(request, timeout=self.c.rpc_timeout, wait_for_ready=True)
             log.info("job given back", job_id=self.job.id, reason=reason, retry_in_seconds=delay)
         except grpc.aio.AioRpcError as exc:
             log.warning("could not give the job back; its lease will run out", job_id=self.job.id,
