@@ -88,7 +88,8 @@ class EventHub:
 
             try:
                 conn = await asyncpg.connect(
-                    self.db.settings.database_url, timeout=self.db.settings.db_connect_timeout_seconds
+                    self.db.settings.database_url.get_secret_value(),
+                    timeout=self.db.settings.db_connect_timeout_seconds,
                 )
                 self._conn = conn
                 conn.add_termination_listener(on_lost)
