@@ -146,6 +146,7 @@ async def cache_stats(deployment: Deployment) -> synthesizer_pb2.GetCacheStatsRe
 
 
 async def fresh_synthesizer(deployment: Deployment) -> None:
-    """Replace the deployment's synthesizer with a new process (SIGTERM, then start and wait for SERVING)."""
-    deployment.procs["synthesizer"].terminate(timeout=30)
+    """Replace the deployment's synthesizer with a new process (SIGTERM, then start and wait for SERVING).
+    The old one is waited for in a thread: the simulator it may still be talking to runs in this loop."""
+    await asyncio.to_thread(deployment.procs["synthesizer"].terminate, 30)
     await wait_serving(deployment.start("synthesizer").address, security=deployment.security)

@@ -56,8 +56,9 @@ async def no_call_in_flight(deployment: Deployment) -> synthesizer_pb2.GetCacheS
     return stats
 
 
-async def cancel_mid_synthesis(deployment: Deployment, store: Store, model: str) -> int:
-    """Submit a job, cancel it once its first story is stored; the LLM calls in flight at the cancel."""
+async def cancel_mid_synthesis(deployment: Deployment, store: Store, model: str) -> tuple[int, int]:
+    """Submit a job, cancel it once its first story is stored: its state after the cancel, and the LLM
+    calls in flight or queued at the backend when the cancel was sent."""
     job = (
         await store.SubmitJob(
             store_pb2.SubmitJobRequest(
@@ -73,8 +74,7 @@ async def cancel_mid_synthesis(deployment: Deployment, store: Store, model: str)
     busy = deployment.sim.stats.in_service + deployment.sim.stats.queued
     await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id, reason="fault suite"))
     final = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
-    assert final.state == common_pb2.JOB_STATE_CANCELLED
-    return busy
+    return final.state, busy
 
 
 async def test_twenty_cancelled_jobs_then_a_normal_job(deployment: Deployment, store: Store) -> None:
@@ -86,11 +86,16 @@ async def test_twenty_cancelled_jobs_then_a_normal_job(deployment: Deployment, s
             await fresh_synthesizer(deployment)
             fresh.append(await timed(deployment, store, f"sim-fresh-{n}"))
         limit_before = (await cache_stats(deployment)).concurrency_limit
-        busy = [await cancel_mid_synthesis(deployment, store, f"sim-cancelled-{n}") for n in range(CANCELLED)]
+        cancels = [
+            await cancel_mid_synthesis(deployment, store, f"sim-cancelled-{n}") for n in range(CANCELLED)
+        ]
         last_cancel = loop.time()
         stats = await no_call_in_flight(deployment)
         drained = loop.time() - last_cancel
         after = [await timed(deployment, store, f"sim-after-cancels-{n}") for n in range(RUNS)]
+    busy = [b for _, b in cancels]
+    cancelled = sum(state == common_pb2.JOB_STATE_CANCELLED for state, _ in cancels)
+    done = sum(r.job.state == common_pb2.JOB_STATE_DONE for r in after)
     fresh_s, after_s = median(r.seconds for r in fresh), median(r.seconds for r in after)
     expected = fresh[0].keys
     lost = max(tally(expected, r.stories)[0] for r in after)
@@ -98,7 +103,7 @@ async def test_twenty_cancelled_jobs_then_a_normal_job(deployment: Deployment, s
     record(
         FaultRow(
             case=f"{CANCELLED} jobs cancelled mid-synthesis, then a normal job",
-            outcome="cancelled x20, then done x3",
+            outcome=f"cancelled x{cancelled}, then done x{done}",
             stories_expected=len(expected),
             stories_stored=min(len(r.keys) for r in after),
             lost=lost,
@@ -116,6 +121,6 @@ async def test_twenty_cancelled_jobs_then_a_normal_job(deployment: Deployment, s
     )
     assert (lost, duplicated) == (0, 0)
     assert all(r.keys == expected for r in [*fresh, *after])
-    assert all(r.job.state == common_pb2.JOB_STATE_DONE for r in after)
+    assert (cancelled, done) == (CANCELLED, RUNS)
     assert sum(1 for b in busy if b) >= CANCELLED // 2, f"most cancels should find calls at work: {busy}"
     assert after_s < 1.5 * fresh_s + 1.0, f"after the cancels {after_s:.2f} s, fresh {fresh_s:.2f} s"
