@@ -56,6 +56,7 @@ async def test_llm_faults_every_cluster_gets_a_story(
     clean = await run_job(deployment, store, model=f"sim-after-faults-{rate}")  # the burst is over
     lost, duplicated = tally(baseline.keys, run.stories)
     reasons = Counter(s.fallback_reason.split(":", 1)[0] for s in run.fallbacks)
+    why = f" {dict(reasons)}" if reasons else ""
     written = len(run.stories) - len(run.fallbacks)
     record(
         FaultRow(
@@ -69,7 +70,7 @@ async def test_llm_faults_every_cluster_gets_a_story(
             extra_s=round(run.seconds - baseline.seconds, 2),
             notes=f"{run.seconds:.2f} s vs {baseline.seconds:.2f} s without faults; faults on "
             f"{sum(faults.values())} of {run.backend_calls} calls {faults}; {written} stories LLM-written, "
-            f"{len(run.fallbacks)} extractive fallbacks {dict(reasons)}; "
+            f"{len(run.fallbacks)} extractive fallbacks{why}; "
             f"limit after {stats.concurrency_limit}, in flight {stats.in_flight}; the next job without "
             f"faults {clean.seconds:.2f} s",
         )
