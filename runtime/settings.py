@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -126,10 +127,28 @@ def describe(cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
     for name, field in cls.model_fields.items():
         value = field.default
         if isinstance(value, SecretStr):  # never print a secret, only whether one is set
-            value = "(secret)" if value.get_secret_value() else ""
+            value = shown_secret(value)
         default = "(empty)" if value in ("", None) else str(value)
         rows.append((env_name(name), default, field.description or ""))
     return rows
+
+
+def shown_secret(value: SecretStr) -> str:
+    """What may be shown of a secret: nothing ("(secret)"), except a URL's parts around its password
+    (``postgresql://storywire:***@db:5432/storywire``), or "" when it is unset."""
+    text = value.get_secret_value()
+    if not text:
+        return ""
+    try:
+        url = urlsplit(text)
+        if not (url.scheme and url.netloc):
+            return "(secret)"
+        if url.password is None:
+            return text
+        host = url.netloc.rsplit("@", 1)[1]
+        return urlunsplit(url._replace(netloc=f"{url.username or ''}:***@{host}"))
+    except ValueError:
+        return "(secret)"
 
 
 def load_settings(cls: type[S], **overrides: Any) -> S:
@@ -140,6 +159,8 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         lines = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "?"
-            shown = "(secret)" if "token" in field or "key" in field else repr(err.get("input"))
+            known = cls.model_fields.get(field)
+            secret = known is not None and known.annotation is SecretStr
+            shown = "(secret)" if secret or "token" in field or "key" in field else repr(err.get("input"))
             lines.append(f"{env_name(field)}={shown}: {err['msg']}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -92,7 +92,7 @@ class Database:
             with attempt:  # each failure is logged by the retry policy, with its wait
                 attempts = attempt.num
                 pool = await asyncpg.create_pool(
-                    s.database_url,
+                    s.database_url.get_secret_value(),
                     min_size=s.db_pool_min,
                     max_size=max(s.db_pool_max, s.db_pool_min),
                     timeout=s.db_connect_timeout_seconds,

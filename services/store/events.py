@@ -143,7 +143,8 @@ class EventHub:
         """Open the LISTEN connection; the event is set when it is lost."""
         lost = asyncio.Event()
         conn = await asyncpg.connect(
-            self.db.settings.database_url, timeout=self.db.settings.db_connect_timeout_seconds
+            self.db.settings.database_url.get_secret_value(),
+            timeout=self.db.settings.db_connect_timeout_seconds,
         )
         self._conn = conn
         try:

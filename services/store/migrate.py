@@ -80,7 +80,9 @@ async def migrate(conn: Conn, directory: Path = MIGRATIONS_DIR) -> list[int]:
 async def _main() -> int:
     settings = load_settings(StoreSettings)
     configure_logging("store-migrate", settings.log_level, settings.log_format)
-    conn = await asyncpg.connect(settings.database_url, timeout=settings.db_connect_timeout_seconds)
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(), timeout=settings.db_connect_timeout_seconds
+    )
     try:
         applied = await migrate(conn)
     finally:

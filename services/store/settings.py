@@ -1,15 +1,16 @@
 """Store settings (environment variables STORYWIRE_STORE_*, STORYWIRE_DATABASE_URL, STORYWIRE_DB_*)."""
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from runtime.settings import AttemptSettings
 
 
 class StoreSettings(AttemptSettings):
     store_port: int = Field(default=50053, ge=0, le=65535, description="gRPC port of the store.")
-    database_url: str = Field(
-        default="postgresql://storywire@127.0.0.1:5432/storywire",
-        description="PostgreSQL DSN of the store.",
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://storywire@127.0.0.1:5432/storywire"),
+        description="PostgreSQL DSN of the store; it carries the password, so it is a secret: never "
+        "logged, shown with its password masked (also read from `/run/secrets/storywire_database_url`).",
     )
     db_pool_min: int = Field(default=2, ge=1, le=100, description="Connections the pool keeps open.")
     db_pool_max: int = Field(default=10, ge=1, le=500, description="Most connections the pool opens.")

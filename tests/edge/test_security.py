@@ -3,6 +3,7 @@ rule for non-loopback addresses, ports in use, and secrets kept out of logs."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import grpc
@@ -13,10 +14,11 @@ from storywire.v1 import common_pb2, store_pb2
 
 from devtools.services import ServiceProcess
 from devtools.stack import StackInfo
+from devtools.stack.proc import free_port
 from runtime.client import ClientSecurity, open_channel
 from runtime.security import check_bind
 from runtime.server import BindError, ServerHandle, start_server
-from runtime.settings import SettingsError, load_settings
+from runtime.settings import SettingsError, load_settings, shown_secret
 from runtime.stubs import StoreAllStub
 from services.fetcher.service import FetcherService
 from services.fetcher.settings import FetcherSettings
@@ -195,3 +197,31 @@ async def test_secrets_are_never_logged() -> None:
         assert value not in output
     settings = load_settings(FetcherSettings, client_token=secrets["STORYWIRE_CLIENT_TOKEN"])
     assert "secret-value" not in repr(settings)
+
+
+async def test_the_database_password_is_never_logged(dsn: str) -> None:
+    """STORYWIRE_DATABASE_URL carries the password: a store that connects with it, and one that cannot
+    reach its database and logs every failed attempt, never write it; settings show it masked."""
+    password = "db-secret-value-4"
+    with_password = dsn.replace("@", f":{password}@", 1)  # postgresql://user:PASSWORD@host:port/db
+    unreachable = f"postgresql://storywire:{password}@127.0.0.1:{free_port()}/none"
+    env = {"STORYWIRE_LOG_LEVEL": "DEBUG"}
+    serving = ServiceProcess("store", env={**env, "STORYWIRE_DATABASE_URL": with_password}).start()
+    failing = ServiceProcess("store", env={**env, "STORYWIRE_DATABASE_URL": unreachable}).start()
+    try:
+        await wait_serving(serving.address)  # PostgreSQL trusts loopback: the password is not checked
+        deadline = asyncio.get_running_loop().time() + 30
+        while "Connect call failed" not in failing.output() and "refused" not in failing.output():
+            assert asyncio.get_running_loop().time() < deadline, failing.output()[-2000:]
+            await asyncio.sleep(0.1)
+    finally:
+        serving.terminate()
+        failing.terminate()
+    for output in (serving.output(), failing.output()):
+        assert "listening" in output
+        assert password not in output
+    settings = load_settings(StoreSettings, database_url=unreachable)
+    assert password not in repr(settings)
+    assert password not in str(settings.model_dump())
+    assert shown_secret(settings.database_url) == unreachable.replace(password, "***")
+    assert shown_secret(SecretStr("opaque-token")) == "(secret)"

@@ -38,38 +38,41 @@ def job(*urls: str, name: str = "edge") -> store_pb2.SubmitJobRequest:
     )
 
 
+#: malformed submissions and the INVALID_ARGUMENT message each must get (also sent by the fault suite)
+BAD_SUBMISSIONS = [
+    (job(name="a\x00b"), "spec.name: contains the control character U+0000 at position 1"),
+    (
+        job("https://a.example/\x00x"),
+        "spec.urls[0]: contains the control character U+0000 at position 18",
+    ),
+    (
+        job("https://a.example/x\r\nHost: evil"),
+        "spec.urls[0]: contains the control character U+000D at position 19",
+    ),
+    (
+        job("https://a.example/ok", "http://b.example/\n"),
+        "spec.urls[1]: contains the control character U+000A at position 17",
+    ),
+    (
+        store_pb2.SubmitJobRequest(spec=job().spec, idempotency_key="k" * 1_000_000),
+        "idempotency_key: is longer than 256 characters (1000000)",
+    ),
+    (
+        job("https://a.example:99999/"),
+        "spec.urls[0]: 'https://a.example:99999/' does not parse (Port out of range 0-65535)",
+    ),
+]
+#: URLs with control characters, refused per URL by the fetcher without any connection
+CONTROL_CHARACTER_URLS = ["http://127.0.0.1:9/a\r\nX-Injected: 1", "http://127.0.0.1:9/\x00", "gopher://x/"]
+
+
 async def refused(call: object) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call  # type: ignore[misc]
     return info.value
 
 
-@pytest.mark.parametrize(
-    ("request_", "message"),
-    [
-        (job(name="a\x00b"), "spec.name: contains the control character U+0000 at position 1"),
-        (
-            job("https://a.example/\x00x"),
-            "spec.urls[0]: contains the control character U+0000 at position 18",
-        ),
-        (
-            job("https://a.example/x\r\nHost: evil"),
-            "spec.urls[0]: contains the control character U+000D at position 19",
-        ),
-        (
-            job("https://a.example/ok", "http://b.example/\n"),
-            "spec.urls[1]: contains the control character U+000A at position 17",
-        ),
-        (
-            store_pb2.SubmitJobRequest(spec=job().spec, idempotency_key="k" * 1_000_000),
-            "idempotency_key: is longer than 256 characters (1000000)",
-        ),
-        (
-            job("https://a.example:99999/"),
-            "spec.urls[0]: 'https://a.example:99999/' does not parse (Port out of range 0-65535)",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("request_", "message"), BAD_SUBMISSIONS)
 async def test_bad_submissions_are_invalid_argument_naming_the_field(
     store: StoreAllStub, request_: store_pb2.SubmitJobRequest, message: str
 ) -> None:
@@ -149,7 +152,7 @@ async def test_internal_errors_carry_an_id_and_never_the_exception_text(
 async def test_fetcher_refuses_control_characters_per_url_without_fetching(servers: Servers) -> None:
     async with dev_channel(servers.address("fetcher")) as channel:
         stub: FetcherStub = fetcher_pb2_grpc.FetcherServiceStub(channel)
-        urls = ["http://127.0.0.1:9/a\r\nX-Injected: 1", "http://127.0.0.1:9/\x00", "gopher://x/"]
+        urls = CONTROL_CHARACTER_URLS
         replies = [r async for r in stub.Fetch(fetcher_pb2.FetchRequest(urls=urls))]
     errors = {r.error.url: r.error for r in replies if r.WhichOneof("item") == "error"}
     assert set(errors) == set(urls)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from storywire.v1 import common_pb2 as E
 
 GOOD_RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Good</title>
@@ -19,6 +20,20 @@ GOOD_RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <item><title>Old news</title><link>http://good.example/old</link><description>From long ago.</description>
 <pubDate>Mon, 01 Jan 2001 00:00:00 +0000</pubDate></item>
 </channel></rss>"""
+
+
+def hostile_cases(base: str) -> dict[str, int]:
+    """Hostile URLs of the server at ``base`` and the precise error each must get (a FetchErrorCode)."""
+    return {
+        f"{base}/slow": E.FETCH_ERROR_CODE_TIMEOUT,
+        f"{base}/endless": E.FETCH_ERROR_CODE_TOO_LARGE,
+        f"{base}/badgzip": E.FETCH_ERROR_CODE_DECODE,
+        f"{base}/image": E.FETCH_ERROR_CODE_UNSUPPORTED_CONTENT,
+        f"{base}/badxml": E.FETCH_ERROR_CODE_PARSE,
+        f"{base}/badutf8": E.FETCH_ERROR_CODE_DECODE,
+        f"{base}/loop/0": E.FETCH_ERROR_CODE_TOO_MANY_REDIRECTS,
+        f"{base}/missing": E.FETCH_ERROR_CODE_HTTP_STATUS,
+    }
 
 
 @dataclass
