@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 #: the slowest additive increase after repeated latency cuts: 1/64 of a call per round trip
 MIN_STEP = 1 / 64
+#: a call whose time-averaged concurrency is below this ran (mostly) alone
+SOLO = 1.5
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,10 @@ class AdaptiveLimiter:
         self._area, self._area_at = 0.0, time.monotonic()
         self._paused_until = 0.0
         self._resume: asyncio.TimerHandle | None = None
+        #: costs of the recent calls that ran alone (kept beyond the window: the backend's real best)
+        self._solo: deque[tuple[float, float, float]] = deque(maxlen=16)
+        #: a latency cut with no call ever seen alone: the next call runs alone, to measure the best
+        self._want_solo = False
         self._release_waiters: deque[asyncio.Future[None]] = deque()
         #: (monotonic time, limit) after every change, for tests and the limit-over-time trace
         self.history: list[tuple[float, int]] = [(time.monotonic(), self.limit)]
@@ -184,7 +190,7 @@ class AdaptiveLimiter:
         Condition and notify_all, 1,000 queued clusters all woke on every completion (quadratic)."""
         if not self.busy:
             self._last_progress = time.monotonic()  # an idle spell is not a stall
-        if self._in_flight < self.limit and not self._waiters and not self.paused():
+        if not self._waiters and self._may_start():
             self._take()
         else:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -197,6 +203,13 @@ class AdaptiveLimiter:
                 raise
         return Permit(self, time.monotonic(), self.limit, self.area())
 
+    def _may_start(self) -> bool:
+        """Room under the limit, no pause (its timer grants at its end), and no call in flight while one
+        must run alone."""
+        if self._want_solo and self._in_flight:
+            return False
+        return self._in_flight < self.limit and not self.paused()
+
     def _take(self) -> None:
         self.area()
         self._in_flight += 1
@@ -204,9 +217,7 @@ class AdaptiveLimiter:
 
     def _grant(self) -> None:
         """Hand free slots to the oldest waiters (the slot is taken on their behalf)."""
-        if self.paused():
-            return  # the pause's timer calls again at its end
-        while self._waiters and self._in_flight < self.limit:
+        while self._waiters and self._may_start():
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self._take()
@@ -246,7 +257,7 @@ class AdaptiveLimiter:
         shrinks: ``tolerance`` alone (nothing to blame but the backend's own queue), else (c + 1) / 2
         within [1.5, tolerance]: at c = 2, 1.5 times slower means the second call bought a third of a
         call's throughput at most."""
-        if concurrency < 1.5:
+        if concurrency < SOLO:
             return self.tolerance
         return min(self.tolerance, max(1.5, (concurrency + 1) / 2))
 
@@ -256,7 +267,8 @@ class AdaptiveLimiter:
         ratios = [
             cost / best
             for i, cost in enumerate(costs)
-            if cost > 0 and (best := min((c[i] for c in self._costs if c[i] > 0), default=0.0)) > 0
+            if cost > 0
+            and (best := min((c[i] for c in (*self._costs, *self._solo) if c[i] > 0), default=0.0)) > 0
         ]
         return min(ratios, default=1.0)
 
@@ -264,29 +276,42 @@ class AdaptiveLimiter:
         self.progressed()
         if sample is not None:
             self._costs.append(sample.costs())
-        if not self.static:
-            inflation = self._inflation(sample.costs()) if sample is not None else 1.0
-            allowed = self.allowed(sample.concurrency) if sample is not None else self.tolerance
-            if inflation > allowed and len(self._costs) >= 4:
-                self._latency_cut(self._limit * max(0.5, allowed / inflation) ** 0.5)
-            elif self._slow_start:
-                self._set(self._limit + 1)  # doubles per round trip
-            else:
-                self._set(self._limit + self._step / self._limit)  # +step per round trip
-                if self._ceiling and self.limit > self._ceiling:
-                    self._step, self._ceiling = 1.0, 0  # the level that was cut holds now
+            if sample.concurrency < SOLO:
+                self._solo.append(sample.costs())
+                self._want_solo = False
+        if self.static:
+            pass
+        elif (
+            sample is not None
+            and len(self._costs) >= 4
+            and (inflation := self._inflation(sample.costs())) > (allowed := self.allowed(sample.concurrency))
+        ):
+            self._latency_cut(sample, inflation, allowed)
+        elif not self._waiters:
+            pass  # no call waits for a permit: the limit was not what held the work back, nothing learnt
+        elif self._slow_start:
+            self._set(self._limit + 1)  # doubles per round trip
+        else:
+            self._set(self._limit + self._step / self._limit)  # +step per round trip
+            if self._ceiling and self.limit > self._ceiling:
+                self._step, self._ceiling = 1.0, 0  # the level that was cut holds now
         self._release()
 
-    def _latency_cut(self, value: float) -> None:
+    def _latency_cut(self, sample: Sample, inflation: float, allowed: float) -> None:
         """Queueing at the backend, or concurrency that only adds latency: shrink towards what it really
-        serves in parallel, and probe above it more slowly (once per round trip)."""
+        serves in parallel."""
         self._slow_start = False
+        value = self._limit * max(0.5, allowed / inflation) ** 0.5
         now = time.monotonic()
-        rtt = min(c[0] for c in self._costs)
-        if now - self._last_latency_cut >= rtt:
+        if allowed < self.tolerance and now - self._last_latency_cut >= min(c[0] for c in self._costs):
+            # a second call only added latency (a CPU backend): probe above this level ever more slowly
+            # (once per round trip)
             self._last_latency_cut = now
             self._step = max(MIN_STEP, self._step / 2)
-            self._ceiling = self.limit
+            self._ceiling = max(self.limit, self.minimum + 1)  # a cut at the minimum: above it
+        # calls that only ever ran together cannot tell how fast one is alone (on a CPU backend each of
+        # n takes n times as long, and they all look alike): measure it once
+        self._want_solo = not self._solo
         self._set(math.floor(value))
 
     def _on_over_capacity(self) -> None:
