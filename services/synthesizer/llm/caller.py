@@ -132,6 +132,9 @@ class ResilientCaller:
                         permit.success(
                             completion.latency_s, completion.prompt_tokens, completion.completion_tokens
                         )
+                        # the call this slot let in reaches the backend before we parse and check (at a
+                        # limit of 1 the backend would otherwise idle through that work)
+                        await asyncio.sleep(0)
                         value = parse(completion.text)
                         if value is None:
                             raise BadResponseError(
