@@ -1,18 +1,24 @@
 """Adaptive concurrency for LLM calls: slow start, then additive increase while latency stays near its
-baseline, multiplicative decrease on congestion (429, 5xx, timeouts) or on latency inflation.
+baseline, multiplicative decrease on congestion (429, 5xx, timeouts) or on latency inflation. The limit
+grows only while calls wait for a permit: a limit that held nothing back has not been tested.
 
 Latency matters as much as errors: on a CPU-bound backend (llama.cpp on a few cores) more concurrency
-only makes each call slower, so a limiter that waited for errors would keep it oversubscribed. A call's
-latency is judged against the backend's best seen so far, per call, per completion token and per token
-(prompt + completion), taking the least inflated of the three readings: calls differ in size, and whether
-the prompt or the answer costs more depends on the backend. How much inflation is allowed depends on the
-calls that were in service with it (time-averaged): with c calls at once, a call more than (c + 1) / 2
-times slower than alone (at least 1.5, at most ``tolerance``) means the extra calls bought little
-throughput. On a backend whose time per call grows in proportion to the calls in service (llama.cpp
-on a few cores) that holds at c = 2, so the limit settles at 1; a vLLM-like batch (a little slower
-per call added) or independent slots never come near it. After such a cut the additive increase slows
-(halved per cut, down to 1/64 of a call per round trip) until the limit has held the level that was cut
-without inflation, so the limiter does not keep probing a level that has already proved too much.
+only makes each call slower, so a limiter that waited for errors would keep it oversubscribed.
+
+- A call's latency is judged against the backend's best, per call, per completion token and per token
+  (prompt + completion), taking the least inflated of the three readings: calls differ in size, and
+  whether the prompt or the answer costs more depends on the backend.
+- How much inflation is allowed depends on the calls in service with it (time-averaged, c): more than
+  (c + 1) / 2 times its best (within [1.5, ``tolerance``]) means the extra calls bought little
+  throughput. On a backend whose time per call grows in proportion to the calls in service (llama.cpp
+  on a few cores) that holds at c = 2, so the limit settles at 1; a vLLM-like batch (a little slower
+  per call added) or independent slots never come near it.
+- Calls that only ever ran together cannot tell how fast one is alone (with n in service each takes n
+  times as long, and they all look alike): after a latency cut with no call ever seen alone, the next
+  call runs alone, once, to measure it.
+- After a cut by that concurrency rule the additive increase slows (halved per round trip that cuts,
+  down to 1/64 of a call per round trip) until the limit has held the level that was cut, so the
+  limiter does not keep probing a level that already proved too much.
 
 A 429 whose Retry-After has a fraction of a second is a rate window's precise end (HTTP's Retry-After
 is whole seconds; a server that says 0.63 has measured it): :meth:`AdaptiveLimiter.pause` lets no call
@@ -286,7 +292,7 @@ class AdaptiveLimiter:
             and len(self._costs) >= 4
             and (inflation := self._inflation(sample.costs())) > (allowed := self.allowed(sample.concurrency))
         ):
-            self._latency_cut(sample, inflation, allowed)
+            self._latency_cut(inflation, allowed)
         elif not self._waiters:
             pass  # no call waits for a permit: the limit was not what held the work back, nothing learnt
         elif self._slow_start:
@@ -297,7 +303,7 @@ class AdaptiveLimiter:
                 self._step, self._ceiling = 1.0, 0  # the level that was cut holds now
         self._release()
 
-    def _latency_cut(self, sample: Sample, inflation: float, allowed: float) -> None:
+    def _latency_cut(self, inflation: float, allowed: float) -> None:
         """Queueing at the backend, or concurrency that only adds latency: shrink towards what it really
         serves in parallel."""
         self._slow_start = False
