@@ -166,26 +166,6 @@ class AdaptiveLimiter:
         """Seconds that work has waited for the LLM without any call making progress (0 when idle)."""
         return time.monotonic() - self._last_progress if self.busy else 0.0
 
-    def area(self) -> float:
-        """The integral of calls in flight over time (seconds): differences give the mean concurrency."""
-        now = time.monotonic()
-        self._area += self._in_flight * (now - self._area_at)
-        self._area_at = now
-        return self._area
-
-    def paused(self) -> bool:
-        return time.monotonic() < self._paused_until
-
-    def pause(self, seconds: float) -> None:
-        """Start no call for ``seconds`` (a rate window's Retry-After); waiters are let in at its end."""
-        until = time.monotonic() + seconds
-        if until <= self._paused_until:
-            return
-        self._paused_until = until
-        if self._resume is not None:
-            self._resume.cancel()
-        self._resume = asyncio.get_running_loop().call_later(seconds, self._grant)
-
     def cap(self, value: int) -> None:
         """Lower the maximum (a job's max_concurrency) without touching the learned limit."""
         self.maximum = max(self.minimum, min(self.maximum, value))
@@ -251,6 +231,26 @@ class AdaptiveLimiter:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await waiter
+
+    def area(self) -> float:
+        """The integral of calls in flight over time (seconds): differences give the mean concurrency."""
+        now = time.monotonic()
+        self._area += self._in_flight * (now - self._area_at)
+        self._area_at = now
+        return self._area
+
+    def paused(self) -> bool:
+        return time.monotonic() < self._paused_until
+
+    def pause(self, seconds: float) -> None:
+        """Start no call for ``seconds`` (a rate window's Retry-After); waiters are let in at its end."""
+        until = time.monotonic() + seconds
+        if until <= self._paused_until:
+            return
+        self._paused_until = until
+        if self._resume is not None:
+            self._resume.cancel()
+        self._resume = asyncio.get_running_loop().call_later(seconds, self._grant)
 
     def _set(self, value: float) -> None:
         before = self.limit
