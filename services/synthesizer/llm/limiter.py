@@ -128,7 +128,7 @@ class AdaptiveLimiter:
         #: (per call, per completion token, per token) of the recent samples
         self._costs: deque[tuple[float, float, float]] = deque(maxlen=window)
         self._last_cut = self._last_latency_cut = 0.0
-        #: additive increase per round trip (halved by each latency cut) and the limit that was cut
+        #: additive increase per round trip (halved by each cut of the concurrency rule) and the limit cut
         self._step, self._ceiling = 1.0, 0
         self._area, self._area_at = 0.0, time.monotonic()
         self._paused_until = 0.0
