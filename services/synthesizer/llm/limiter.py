@@ -35,30 +35,6 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-#: the slowest additive increase after repeated latency cuts: 1/64 of a call per round trip
-MIN_STEP = 1 / 64
-#: a call whose time-averaged concurrency is below this ran (mostly) alone
-SOLO = 1.5
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One served call: its latency, its size and the calls in service with it (time-averaged)."""
-
-    latency: float
-    prompt_tokens: int
-    completion_tokens: int
-    concurrency: float
-
-    def costs(self) -> tuple[float, float, float]:
-        """Seconds per call, per completion token and per token (0 where the size is unknown)."""
-        tokens = self.prompt_tokens + self.completion_tokens
-        return (
-            self.latency,
-            self.latency / self.completion_tokens if self.completion_tokens > 0 else 0.0,
-            self.latency / tokens if tokens > 0 else 0.0,
-        )
-
 
 @dataclass
 class Permit:
@@ -103,6 +79,31 @@ class Permit:
         if not self._done:
             self._done = True
             self.limiter._release()
+
+
+#: the slowest additive increase after repeated latency cuts: 1/64 of a call per round trip
+MIN_STEP = 1 / 64
+#: a call whose time-averaged concurrency is below this ran (mostly) alone
+SOLO = 1.5
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One served call: its latency, its size and the calls in service with it (time-averaged)."""
+
+    latency: float
+    prompt_tokens: int
+    completion_tokens: int
+    concurrency: float
+
+    def costs(self) -> tuple[float, float, float]:
+        """Seconds per call, per completion token and per token (0 where the size is unknown)."""
+        tokens = self.prompt_tokens + self.completion_tokens
+        return (
+            self.latency,
+            self.latency / self.completion_tokens if self.completion_tokens > 0 else 0.0,
+            self.latency / tokens if tokens > 0 else 0.0,
+        )
 
 
 class AdaptiveLimiter:
