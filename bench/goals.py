@@ -3,7 +3,8 @@
 - oracle wall / storywire wall >= 0.95 (storywire matches a peer told the capacity, without being told);
 - storywire ahead of every peer whose efficiency is below 0.9;
 - on ``cpu``, storywire's time to the first story within 1.2x the best static limit's;
-- on ``sloppy`` (30 % bad answers), an accepted LLM story for >= 85 % of the clusters.
+- on ``sloppy`` (30 % bad answers), the seed job (through the three services) stores an accepted LLM
+  story for >= 85 % of the clusters, with the calls beyond one per cluster counted.
 """
 
 from __future__ import annotations
@@ -58,13 +59,27 @@ def goal_rows(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
                         f"{sw['first_s']:.3f} s (runs {runs}) / {best:.3f} s = {first:.2f}x: "
                         f"{_verdict(first <= FIRST_RATIO)}"))  # fmt: skip
         if where == "seed sloppy":
-            run = sw["extra"]["runs"][-1]
-            share = (run["stories"] - run["fallbacks"]) / run["stories"]
-            out.append((where, f"accepted LLM story for >= {ACCEPTED:.0%} of clusters",
-                        f"{run['stories'] - run['fallbacks']}/{run['stories']} = {share:.0%} with "
-                        f"{run['llm_calls']} calls for {run['stories']} clusters ({run['rejections']} "
-                        f"grounding rejections): {_verdict(share >= ACCEPTED)}"))  # fmt: skip
+            out.append(_accepted(where, sw, group))
     return out
+
+
+def _accepted(where: str, stream: dict[str, Any], group: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """The sloppy goal: what the seed job through the three services stored (older files: the stream's
+    last run), with the calls beyond one per cluster (regenerations and format retries) counted."""
+    job = next((r for r in group if "end to end" in r["variant"] and "stored" in r["extra"]), None)
+    if job is None:
+        run = stream["extra"]["runs"][-1]
+        share = (run["stories"] - run["fallbacks"]) / run["stories"]
+        return (where, f"accepted LLM story for >= {ACCEPTED:.0%} of clusters",
+                f"{run['stories'] - run['fallbacks']}/{run['stories']} = {share:.0%} with "
+                f"{run['llm_calls']} calls for {run['stories']} clusters ({run['rejections']} "
+                f"grounding rejections): {_verdict(share >= ACCEPTED)}")  # fmt: skip
+    x = job["extra"]
+    share = (x["stored"] - x["fallbacks"]) / x["stored"]
+    return (where, f"the seed job stores an accepted LLM story for >= {ACCEPTED:.0%} of clusters",
+            f"{x['stored'] - x['fallbacks']}/{x['stored']} = {share:.0%}; {x['llm_calls']} calls for "
+            f"{x['stored']} clusters: {x['llm_calls'] - x['stored']} beyond one each ({x['rejections']} "
+            f"grounding rejections): {_verdict(share >= ACCEPTED)}")  # fmt: skip
 
 
 def goals_table(payload: dict[str, Any]) -> str:

@@ -1,9 +1,12 @@
 """Fetch scenario: 150 article pages served on loopback with 50 ms of latency each.
 
 Variants: a sequential loop (GET then the same parser, one URL at a time); the seed-004 style peer
-(``asyncio.gather`` of every URL on one pooled httpx client, then the same parser on each body); and the
-fetcher service's Fetch stream (per-host concurrency 16). Ideal = latency x ceil(URLs / concurrency)
-(I/O only; parsing the HTML costs CPU on top, reported separately)."""
+(``asyncio.gather`` of every URL on one pooled httpx client, then the same parser on each body: httpx's
+default pool opens up to 100 connections to the one host); and the fetcher service's Fetch stream twice:
+with its shipped defaults (8 connections per host, 64 in all), and told the peer's capacity (100 per host
+and in all: the request's ``per_host_concurrency`` and ``STORYWIRE_FETCH_MAX_CONNECTIONS``, printed in the
+row). Ideal = latency x ceil(URLs / the row's connections to the host) (I/O only; parsing the HTML costs
+CPU on top, reported separately)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import httpx
 from storywire.v1 import fetcher_pb2, fetcher_pb2_grpc
 
 from bench.env import BenchEnv
-from bench.procs import corpus_server
+from bench.procs import corpus_server, settings_note
 from bench.report import Row
 from devtools.corpus.build import ROOT as SAMPLE
 from devtools.health import wait_healthy
@@ -26,7 +29,10 @@ from services.fetcher.http import Fetched, Validators
 from services.fetcher.parse import parse
 
 LATENCY = 0.05
-CONCURRENCY = 16
+#: httpx's default pool (``httpx.Limits(max_connections=100)``): what the seed-004 peer opens to the host
+PEER_CONNECTIONS = 100
+#: the fetcher's shipped per-host concurrency (``fetch_per_host_concurrency``)
+DEFAULT_PER_HOST = 8
 
 
 def article_paths(n: int) -> list[str]:
@@ -60,9 +66,39 @@ async def gather_all(urls: list[str]) -> tuple[int, float]:
     return count, time.perf_counter() - t0
 
 
+def ideal(n: int, connections: int) -> float:
+    return LATENCY * math.ceil(n / connections)
+
+
+async def fetcher_row(urls: list[str], per_host: int, settings: dict[str, str]) -> Row:
+    """The fetcher's Fetch stream in a process of its own with ``settings`` (env) on top of the defaults;
+    ``per_host`` 0 = its default per-host concurrency."""
+    env = {"STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32", "STORYWIRE_LOG_LEVEL": "WARNING", **settings}
+    proc = ServiceProcess("fetcher", env=env).start()
+    try:
+        await wait_healthy(proc.address, "fetcher")
+        request = fetcher_pb2.FetchRequest(
+            urls=urls, options=fetcher_pb2.FetchOptions(per_host_concurrency=per_host)
+        )
+        async with grpc.aio.insecure_channel(proc.address) as channel:
+            stub = fetcher_pb2_grpc.FetcherServiceStub(channel)
+            start = time.perf_counter()
+            replies = [r async for r in stub.Fetch(request)]
+            wall = time.perf_counter() - start
+    finally:
+        proc.terminate(15)
+    summary = replies[-1].summary
+    changed = {**settings, **({"per_host_concurrency": str(per_host)} if per_host else {})}
+    note = settings_note(changed)
+    variant = "storywire fetcher (Fetch stream)" + (", told the peer's capacity" if changed else ", defaults")
+    connections = per_host or DEFAULT_PER_HOST
+    row = Row("fetch", variant, wall, summary.articles, "articles", ideal(len(urls), connections))
+    row.notes = f"{note}; {connections} connections to the host; failed={summary.urls_failed}"
+    return row
+
+
 async def run(env: BenchEnv) -> list[Row]:
     n = env.size(150, 40)
-    ideal = LATENCY * math.ceil(n / CONCURRENCY)
     rows: list[Row] = []
     with corpus_server(latency=LATENCY) as base:
         urls = [base + p for p in article_paths(n)]
@@ -76,7 +112,7 @@ async def run(env: BenchEnv) -> list[Row]:
                 wall,
                 count,
                 "articles",
-                ideal_s=ideal,
+                ideal_s=ideal(n, 1),
                 notes=f"{LATENCY * 1000:.0f} ms/URL; parsing took {parse_s:.2f} s of it",
             )
         )
@@ -90,36 +126,12 @@ async def run(env: BenchEnv) -> list[Row]:
                 wall,
                 count,
                 "articles",
-                ideal_s=ideal,
-                notes=f"one pooled httpx client (default limits); parsing took {parse_s:.2f} s of it",
+                ideal_s=ideal(n, PEER_CONNECTIONS),
+                notes=f"one pooled httpx client (default limits: {PEER_CONNECTIONS} connections); "
+                f"parsing took {parse_s:.2f} s of it",
             )
         )
-        proc = ServiceProcess(
-            "fetcher",
-            env={"STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32", "STORYWIRE_LOG_LEVEL": "WARNING"},
-        ).start()
-        try:
-            await wait_healthy(proc.address, "fetcher")
-            request = fetcher_pb2.FetchRequest(
-                urls=urls, options=fetcher_pb2.FetchOptions(per_host_concurrency=CONCURRENCY)
-            )
-            async with grpc.aio.insecure_channel(proc.address) as channel:
-                stub = fetcher_pb2_grpc.FetcherServiceStub(channel)
-                start = time.perf_counter()
-                replies = [r async for r in stub.Fetch(request)]
-                wall = time.perf_counter() - start
-        finally:
-            proc.terminate(15)
-        summary = replies[-1].summary
-        rows.append(
-            Row(
-                "fetch",
-                "storywire fetcher (Fetch stream)",
-                wall,
-                summary.articles,
-                "articles",
-                ideal_s=ideal,
-                notes=f"per-host {CONCURRENCY}; failed={summary.urls_failed}",
-            )
-        )
+        rows.append(await fetcher_row(urls, 0, {}))
+        told = {"STORYWIRE_FETCH_MAX_CONNECTIONS": str(PEER_CONNECTIONS)}
+        rows.append(await fetcher_row(urls, PEER_CONNECTIONS, told))
     return rows

@@ -206,5 +206,7 @@ async def end_to_end(  # noqa: PLR0917
             )
             warm = "warm" in variant
             rows.append(Row("seed", f"{profile}: {variant}", wall, stored, "stories",
-                            ideal_s=None if warm else ideal_s, notes=notes))  # fmt: skip
+                            ideal_s=None if warm else ideal_s, notes=notes,
+                            extra={"stored": stored, "fallbacks": t.fallbacks, "llm_calls": t.llm_calls,
+                                   "rejections": t.grounding_rejections}))  # fmt: skip
     return rows

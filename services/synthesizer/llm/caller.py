@@ -21,7 +21,7 @@ from opentelemetry import trace
 from runtime.logging import get_logger
 from services.synthesizer.llm.client import ChatRequest, Completion, OpenAIClient
 from services.synthesizer.llm.errors import BadResponseError, LLMError, RateLimitedError
-from services.synthesizer.llm.limiter import AdaptiveLimiter
+from services.synthesizer.llm.limiter import AdaptiveLimiter, Permit
 
 log = get_logger(__name__)
 tracer = trace.get_tracer("storywire.synthesizer")
@@ -72,6 +72,35 @@ class ResilientCaller:
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
 
+    def _window(self, exc: LLMError) -> float | None:
+        """The seconds a 429 asks to wait when they are a rate window's precise end: a Retry-After with a
+        fraction of a second, up to ``max_delay`` (HTTP's is whole seconds; a server that sends 0.63 has
+        measured it, while a whole second is at best rounded up, and a capacity 429's slot frees sooner)."""
+        wait = exc.retry_after
+        if not isinstance(exc, RateLimitedError) or wait is None or wait > self.retry.max_delay:
+            return None
+        return wait if wait != int(wait) else None
+
+    async def _turned_away(self, exc: LLMError, permit: Permit) -> bool:
+        """A 429 while other calls are in flight (over capacity: the limit drops to them) or with a rate
+        window's precise end (every call waits for it): the permit goes back and the call is retried
+        without using an attempt. False for any other error."""
+        if not isinstance(exc, RateLimitedError):
+            return False
+        window = self._window(exc)
+        over_capacity = self.limiter.in_flight > 1
+        if not over_capacity and window is None:
+            return False
+        if window is not None:
+            self.limiter.pause(window)  # before the permit goes back: no waiter slips in
+        if over_capacity:
+            permit.over_capacity()
+        else:
+            permit.ignore()
+        if self.limiter.static and window is None:
+            await self.limiter.next_release(self.retry.delay(1, exc.retry_after))
+        return True
+
     async def call(
         self, request: ChatRequest, parse: Callable[[str], T | None], spent: Spent, *, what: str = "answer"
     ) -> Answer[T]:
@@ -82,6 +111,8 @@ class ResilientCaller:
         the backend's real pace) rather than sleeping Retry-After (whole seconds, often many calls long);
         with a static limit it waits for the next call to complete instead. Such capacity retries do not
         use up attempts. A 429 with nothing else in flight is a real rate limit: Retry-After is honoured.
+        A 429 whose Retry-After has a fraction of a second (a rate window's end, measured by the server)
+        pauses every call until then, then retries as a capacity retry.
         """
         attempt = capacity_retries = 0
         while True:
@@ -98,7 +129,12 @@ class ResilientCaller:
                         completion = await self.client.complete(request)
                         spent.add(completion)
                         # the backend answered: a capacity sample, whatever the answer says
-                        permit.success(completion.latency_s)
+                        permit.success(
+                            completion.latency_s, completion.prompt_tokens, completion.completion_tokens
+                        )
+                        # the call this slot let in reaches the backend before we parse and check (at a
+                        # limit of 1 the backend would otherwise idle through that work)
+                        await asyncio.sleep(0)
                         value = parse(completion.text)
                         if value is None:
                             raise BadResponseError(
@@ -107,13 +143,9 @@ class ResilientCaller:
                     except LLMError as exc:
                         self.limiter.progressed()  # the call ended (an answer or a timeout): not stuck
                         span.set_attribute("storywire.llm.error", type(exc).__name__)
-                        over_capacity = isinstance(exc, RateLimitedError) and self.limiter.in_flight > 1
-                        if over_capacity and capacity_retries < MAX_CAPACITY_RETRIES:
-                            permit.over_capacity()
+                        if capacity_retries < MAX_CAPACITY_RETRIES and await self._turned_away(exc, permit):
                             capacity_retries += 1
                             attempt -= 1
-                            if self.limiter.static:
-                                await self.limiter.next_release(self.retry.delay(1, exc.retry_after))
                             continue
                         if exc.congestion:
                             permit.congestion()

@@ -1,15 +1,36 @@
 """Adaptive concurrency for LLM calls: slow start, then additive increase while latency stays near its
-baseline, multiplicative decrease on congestion (429, 5xx, timeouts) or on latency inflation.
+baseline, multiplicative decrease on congestion (429, 5xx, timeouts) or on latency inflation. The limit
+grows only while calls wait for a permit: a limit that held nothing back has not been tested.
 
 Latency matters as much as errors: on a CPU-bound backend (llama.cpp on a few cores) more concurrency
-only makes each call slower, so a limiter that waited for errors would keep it oversubscribed. A static
-limit (``static=True``) turns all of this off for users who want a fixed number of workers.
+only makes each call slower, so a limiter that waited for errors would keep it oversubscribed.
+
+- A call's latency is judged against the backend's best, per call, per completion token and per token
+  (prompt + completion), taking the least inflated of the three readings: calls differ in size, and
+  whether the prompt or the answer costs more depends on the backend.
+- How much inflation is allowed depends on the calls in service with it (time-averaged, c): more than
+  (c + 1) / 2 times its best (within [1.5, ``tolerance``]) means the extra calls bought little
+  throughput. On a backend whose time per call grows in proportion to the calls in service (llama.cpp
+  on a few cores) that holds at c = 2, so the limit settles at 1; a vLLM-like batch (a little slower
+  per call added) or independent slots never come near it.
+- Calls that only ever ran together cannot tell how fast one is alone (with n in service each takes n
+  times as long, and they all look alike): after a latency cut with no call ever seen alone, the next
+  call runs alone, once, to measure it.
+- After a cut by that concurrency rule the additive increase slows (halved per round trip that cuts,
+  down to 1/64 of a call per round trip) until the limit has held the level that was cut, so the
+  limiter does not keep probing a level that already proved too much.
+
+A 429 whose Retry-After has a fraction of a second is a rate window's precise end (HTTP's Retry-After
+is whole seconds; a server that says 0.63 has measured it): :meth:`AdaptiveLimiter.pause` lets no call
+start before then. A static limit (``static=True``) turns the adaptation off for users who want a fixed
+number of workers; pauses still apply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -22,12 +43,26 @@ class Permit:
     limiter: AdaptiveLimiter
     started: float
     limit_at_start: int
+    #: the limiter's integral of calls in flight over time when the permit was granted
+    area_at_start: float = 0.0
     _done: bool = False
 
-    def success(self, latency: float | None = None) -> None:
+    def concurrency(self) -> float:
+        """Calls in flight while this one was (itself included), averaged over its time."""
+        elapsed = time.monotonic() - self.started
+        area = self.limiter.area() - self.area_at_start
+        return max(1.0, area / elapsed) if elapsed > 0 else float(self.limiter.in_flight)
+
+    def success(
+        self, latency: float | None = None, prompt_tokens: int = 0, completion_tokens: int = 0
+    ) -> None:
+        """The backend served the call; with its size, a latency sample (without, only a capacity one)."""
         if not self._done:
             self._done = True
-            self.limiter._on_success(time.monotonic() - self.started if latency is None else latency)
+            measured = time.monotonic() - self.started if latency is None else latency
+            sized = prompt_tokens > 0 or completion_tokens > 0
+            sample = Sample(measured, prompt_tokens, completion_tokens, self.concurrency()) if sized else None
+            self.limiter._on_success(sample)
 
     def congestion(self) -> None:
         """A 5xx or a timeout: the backend struggles; cut multiplicatively (once per round trip)."""
@@ -46,6 +81,31 @@ class Permit:
         if not self._done:
             self._done = True
             self.limiter._release()
+
+
+#: the slowest additive increase after repeated latency cuts: 1/64 of a call per round trip
+MIN_STEP = 1 / 64
+#: a call whose time-averaged concurrency is below this ran (mostly) alone
+SOLO = 1.5
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One served call: its latency, its size and the calls in service with it (time-averaged)."""
+
+    latency: float
+    prompt_tokens: int
+    completion_tokens: int
+    concurrency: float
+
+    def costs(self) -> tuple[float, float, float]:
+        """Seconds per call, per completion token and per token (0 where the size is unknown)."""
+        tokens = self.prompt_tokens + self.completion_tokens
+        return (
+            self.latency,
+            self.latency / self.completion_tokens if self.completion_tokens > 0 else 0.0,
+            self.latency / tokens if tokens > 0 else 0.0,
+        )
 
 
 class AdaptiveLimiter:
@@ -68,8 +128,18 @@ class AdaptiveLimiter:
         self._slow_start = not static
         self._in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()  # callers waiting for a permit, in order
-        self._latencies: deque[float] = deque(maxlen=window)
-        self._last_cut = 0.0
+        #: (per call, per completion token, per token) of the recent samples
+        self._costs: deque[tuple[float, float, float]] = deque(maxlen=window)
+        self._last_cut = self._last_latency_cut = 0.0
+        #: additive increase per round trip (halved by each cut of the concurrency rule) and the limit cut
+        self._step, self._ceiling = 1.0, 0
+        self._area, self._area_at = 0.0, time.monotonic()
+        self._paused_until = 0.0
+        self._resume: asyncio.TimerHandle | None = None
+        #: costs of the recent calls that ran alone (kept beyond the window: the backend's real best)
+        self._solo: deque[tuple[float, float, float]] = deque(maxlen=16)
+        #: a latency cut with no call ever seen alone: the next call runs alone, to measure the best
+        self._want_solo = False
         self._release_waiters: deque[asyncio.Future[None]] = deque()
         #: (monotonic time, limit) after every change, for tests and the limit-over-time trace; the latest
         #: HISTORY changes only, so that it does not grow for the life of the process
@@ -104,7 +174,7 @@ class AdaptiveLimiter:
         Condition and notify_all, 1,000 queued clusters all woke on every completion (quadratic)."""
         if not self.busy:
             self._last_progress = time.monotonic()  # an idle spell is not a stall
-        if self._in_flight < self.limit and not self._waiters:
+        if not self._waiters and self._may_start():
             self._take()
         else:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -115,14 +185,22 @@ class AdaptiveLimiter:
                 if waiter.done() and not waiter.cancelled():
                     self._release(completed=False)  # granted just as we were cancelled: hand it on
                 raise
-        return Permit(self, time.monotonic(), self.limit)
+        return Permit(self, time.monotonic(), self.limit, self.area())
+
+    def _may_start(self) -> bool:
+        """Room under the limit, no pause (its timer grants at its end), and no call in flight while one
+        must run alone."""
+        if self._want_solo and self._in_flight:
+            return False
+        return self._in_flight < self.limit and not self.paused()
 
     def _take(self) -> None:
+        self.area()
         self._in_flight += 1
 
     def _grant(self) -> None:
         """Hand free slots to the oldest waiters (the slot is taken on their behalf)."""
-        while self._waiters and self._in_flight < self.limit:
+        while self._waiters and self._may_start():
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self._take()
@@ -131,6 +209,7 @@ class AdaptiveLimiter:
     def _release(self, completed: bool = True) -> None:
         """A call gave its permit back; `completed` unless it was turned away for lack of capacity, in
         which case the backend has no free slot yet."""
+        self.area()
         self._in_flight -= 1
         if completed:
             while self._release_waiters:
@@ -150,26 +229,93 @@ class AdaptiveLimiter:
             async with asyncio.timeout(timeout):
                 await waiter
 
+    def area(self) -> float:
+        """The integral of calls in flight over time (seconds): differences give the mean concurrency."""
+        now = time.monotonic()
+        self._area += self._in_flight * (now - self._area_at)
+        self._area_at = now
+        return self._area
+
+    def paused(self) -> bool:
+        return time.monotonic() < self._paused_until
+
+    def pause(self, seconds: float) -> None:
+        """Start no call for ``seconds`` (a rate window's Retry-After); waiters are let in at its end."""
+        until = time.monotonic() + seconds
+        if until <= self._paused_until:
+            return
+        self._paused_until = until
+        if self._resume is not None:
+            self._resume.cancel()
+        self._resume = asyncio.get_running_loop().call_later(seconds, self._grant)
+
     def _set(self, value: float) -> None:
         before = self.limit
         self._limit = min(max(value, self.minimum), self.maximum)
         if self.limit != before:
             self.history.append((time.monotonic(), self.limit))
 
-    def _on_success(self, latency: float) -> None:
+    def allowed(self, concurrency: float) -> float:
+        """How many times its best a call may take with ``concurrency`` calls in service before the limit
+        shrinks: ``tolerance`` alone (nothing to blame but the backend's own queue), else (c + 1) / 2
+        within [1.5, tolerance]: at c = 2, 1.5 times slower means the second call bought a third of a
+        call's throughput at most."""
+        if concurrency < SOLO:
+            return self.tolerance
+        return min(self.tolerance, max(1.5, (concurrency + 1) / 2))
+
+    def _inflation(self, costs: tuple[float, float, float]) -> float:
+        """The least of the call's three readings (per call, per completion token, per token) against the
+        best of each: a call that only looks slow by one measure of size is not slow."""
+        ratios = [
+            cost / best
+            for i, cost in enumerate(costs)
+            if cost > 0
+            and (best := min((c[i] for c in (*self._costs, *self._solo) if c[i] > 0), default=0.0)) > 0
+        ]
+        return min(ratios, default=1.0)
+
+    def _on_success(self, sample: Sample | None) -> None:
         self.progressed()
-        self._latencies.append(latency)
-        if not self.static:
-            baseline = min(self._latencies)
-            if latency > self.tolerance * baseline and len(self._latencies) >= 4:
-                # queueing at the backend: shrink towards what it really serves in parallel
-                self._slow_start = False
-                self._set(self._limit * max(0.5, self.tolerance * baseline / latency) ** 0.5)
-            elif self._slow_start:
-                self._set(self._limit + 1)  # doubles per round trip
-            else:
-                self._set(self._limit + 1 / self._limit)  # +1 per round trip
+        if sample is not None:
+            self._costs.append(sample.costs())
+            if sample.concurrency < SOLO:
+                self._solo.append(sample.costs())
+                self._want_solo = False
+        if self.static:
+            pass
+        elif (
+            sample is not None
+            and len(self._costs) >= 4
+            and (inflation := self._inflation(sample.costs())) > (allowed := self.allowed(sample.concurrency))
+        ):
+            self._latency_cut(inflation, allowed)
+        elif not self._waiters:
+            pass  # no call waits for a permit: the limit was not what held the work back, nothing learnt
+        elif self._slow_start:
+            self._set(self._limit + 1)  # doubles per round trip
+        else:
+            self._set(self._limit + self._step / self._limit)  # +step per round trip
+            if self._ceiling and self.limit > self._ceiling:
+                self._step, self._ceiling = 1.0, 0  # the level that was cut holds now
         self._release()
+
+    def _latency_cut(self, inflation: float, allowed: float) -> None:
+        """Queueing at the backend, or concurrency that only adds latency: shrink towards what it really
+        serves in parallel."""
+        self._slow_start = False
+        value = self._limit * max(0.5, allowed / inflation) ** 0.5
+        now = time.monotonic()
+        if allowed < self.tolerance and now - self._last_latency_cut >= min(c[0] for c in self._costs):
+            # a second call only added latency (a CPU backend): probe above this level ever more slowly
+            # (once per round trip)
+            self._last_latency_cut = now
+            self._step = max(MIN_STEP, self._step / 2)
+            self._ceiling = max(self.limit, self.minimum + 1)  # a cut at the minimum: above it
+        # calls that only ever ran together cannot tell how fast one is alone (on a CPU backend each of
+        # n takes n times as long, and they all look alike): measure it once
+        self._want_solo = not self._solo
+        self._set(math.floor(value))
 
     def _on_over_capacity(self) -> None:
         """The calls still in flight are what the backend serves at once: keep exactly that many. Each
@@ -189,7 +335,7 @@ class AdaptiveLimiter:
             now = time.monotonic()
             self._slow_start = False
             # one cut per round trip: a burst of 429s from one overload is one signal, not twenty
-            rtt = min(self._latencies) if self._latencies else 0.1
+            rtt = min(c[0] for c in self._costs) if self._costs else 0.1
             if now - self._last_cut >= rtt:
                 self._last_cut = now
                 self._set(max(self._limit * self.backoff, self.minimum))
