@@ -3,14 +3,24 @@ the process."""
 
 from __future__ import annotations
 
-from services.synthesizer.llm.limiter import HISTORY, AdaptiveLimiter
+import asyncio
+
+from services.synthesizer.llm.limiter import HISTORY, AdaptiveLimiter, Permit
 
 
 async def test_history_keeps_only_the_latest_changes() -> None:
     limiter = AdaptiveLimiter(1, 1, 10 * HISTORY)
     changes = 3 * HISTORY
-    for _ in range(changes):  # slow start: every success raises the limit by one, a change each
-        (await limiter.acquire()).success(0.01)
+    held: list[Permit] = [await limiter.acquire()]
+    for _ in range(changes):
+        waiter = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0)  # it queues: every permit is held
+        assert not waiter.done()
+        # a call completes while another waits for a permit (demand): slow start raises the limit by one
+        held.pop().success()
+        held.append(await waiter)
+        while limiter.in_flight < limiter.limit:  # the new slot taken too, so that the next caller waits
+            held.append(await limiter.acquire())
     assert limiter.limit == 1 + changes
     assert len(limiter.history) == HISTORY
     # the newest ones, in order, ending at the current limit
