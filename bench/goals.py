@@ -39,9 +39,10 @@ def goal_rows(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             continue
         sw, orc = mine[0], oracle[0]
         ratio = orc["wall_s"] / sw["wall_s"]
-        measured = (
-            f"{orc['wall_s']:.3f} / {sw['wall_s']:.3f} = {ratio:.2f}: {_verdict(ratio >= ORACLE_RATIO)}"
-        )
+        verdict = _verdict(ratio >= ORACLE_RATIO)
+        if sw["items"] != orc["items"]:  # unequal work: the walls say nothing of who is faster
+            verdict = f"**not comparable** (storywire {sw['items']} {sw['unit']}, the oracle {orc['items']})"
+        measured = f"{orc['wall_s']:.3f} / {sw['wall_s']:.3f} = {ratio:.2f}: {verdict}"
         out.append((where, f"oracle wall / storywire wall >= {ORACLE_RATIO}", measured))
         weak = [
             r for r in group if "storywire" not in r["variant"] and (r["efficiency"] or 1) < PEER_EFFICIENCY

@@ -75,3 +75,19 @@ def test_a_storywire_row_names_every_setting_a_scenario_changed() -> None:
     assert settings_note({}) == "defaults"
     note = settings_note({"STORYWIRE_LLM_MAX_ATTEMPTS": "20", "STORYWIRE_LLM_MAX_WORKERS": "3"})
     assert note == "non-default: STORYWIRE_LLM_MAX_ATTEMPTS=20, STORYWIRE_LLM_MAX_WORKERS=3"
+
+
+def test_a_goal_over_unequal_work_is_not_a_verdict() -> None:
+    """storywire's wall against the oracle's says nothing when the two did not write the same number of
+    stories (its clustering merged some of the scenario's clusters): no "met" for it."""
+    from bench.goals import goal_rows
+
+    def row(variant: str, wall: float, items: int) -> dict[str, object]:
+        return {"scenario": "adaptive", "variant": f"K=4: {variant}", "wall_s": wall, "items": items,
+                "unit": "stories", "efficiency": 1.0, "extra": {}}  # fmt: skip
+
+    same = goal_rows([row("oracle: gather + Semaphore(K=4)", 5.2, 32), row("storywire default", 5.0, 32)])
+    fewer = goal_rows([row("oracle: gather + Semaphore(K=4)", 5.2, 32), row("storywire default", 4.9, 28)])
+    assert same[0][2].endswith(": met")
+    assert "not comparable" in fewer[0][2]
+    assert not fewer[0][2].endswith(": met")
