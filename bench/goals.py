@@ -49,9 +49,12 @@ def goal_rows(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         ]
         behind = [r for r in weak if r["wall_s"] <= sw["wall_s"]]
         names = ", ".join(f"{r['variant'].split(': ', 1)[1]} {r['wall_s']:.3f}" for r in behind)
+        ahead = _verdict(not behind)
+        if any(r["items"] != sw["items"] for r in weak):
+            ahead = f"**not comparable** (storywire {sw['items']} {sw['unit']}, the peers {weak[0]['items']})"
         out.append((where, f"ahead of every peer below {PEER_EFFICIENCY} of the ideal",
                     f"{len(weak) - len(behind)} of {len(weak)}" + (f"; not of {names}" if names else "")
-                    + f": {_verdict(not behind)}"))  # fmt: skip
+                    + f": {ahead}"))  # fmt: skip
         if where == "seed cpu":
             best = sw["extra"]["best_static_first_s"]
             first = sw["first_s"] / best
