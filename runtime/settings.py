@@ -135,13 +135,14 @@ def describe(cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
 
 def shown_secret(value: SecretStr) -> str:
     """What may be shown of a secret: nothing ("(secret)"), except a URL's parts around its password
-    (``postgresql://storywire:***@db:5432/storywire``), or "" when it is unset."""
+    (``postgresql://storywire:***@db:5432/storywire``), or "" when it is unset. A URL whose query or
+    fragment could carry a password (``?password=...``, which libpq and asyncpg accept) is not shown."""
     text = value.get_secret_value()
     if not text:
         return ""
     try:
         url = urlsplit(text)
-        if not (url.scheme and url.netloc):
+        if not (url.scheme and url.netloc) or url.query or url.fragment:
             return "(secret)"
         if url.password is None:
             return text

@@ -225,3 +225,5 @@ async def test_the_database_password_is_never_logged(dsn: str) -> None:
     assert password not in str(settings.model_dump())
     assert shown_secret(settings.database_url) == unreachable.replace(password, "***")
     assert shown_secret(SecretStr("opaque-token")) == "(secret)"
+    in_query = f"postgresql://storywire@127.0.0.1:1/storywire?password={password}"
+    assert shown_secret(SecretStr(in_query)) == "(secret)"

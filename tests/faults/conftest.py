@@ -236,7 +236,7 @@ async def store(deployment: Deployment) -> AsyncIterator[Store]:
 @pytest.fixture(scope="module")
 async def baseline(deployment: Deployment) -> Baseline:
     """The module's job run without any fault (after the module's settings took effect), on a warm
-    deployment: a first run of the same job loads the embedding model and fills the fetcher's caches, as
+    deployment: a first run of the same job fills the fetcher's caches, as
     they are for every later job of the module."""
     async with open_channel(
         deployment.env["STORYWIRE_STORE_ADDRESS"], security=deployment.security
