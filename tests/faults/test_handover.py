@@ -44,6 +44,18 @@ def claimed(event: store_pb2.WatchJobResponse) -> bool:
     return event.WhichOneof("event") == "snapshot" and event.snapshot.state == common_pb2.JOB_STATE_FETCHING
 
 
+async def logged(process: ServiceProcess, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+    """The first match of ``pattern`` in the process's log once it is written: the watcher can see the
+    job end before its worker logs it."""
+    try:
+        async with asyncio.timeout(timeout):
+            while (found := re.search(pattern, process.output())) is None:  # noqa: ASYNC110 - another process
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(process.output()[-3000:]) from None
+    return found
+
+
 @dataclass(frozen=True)
 class Handover:
     run: JobRun
@@ -114,8 +126,7 @@ async def test_a_second_replica_resumes_the_job_and_reuses_its_stories(
     # unchanged, so the resuming replica's log says it). With early release (the default) a story stored
     # before the stop may be a provisional one that the final clustering retires: it is not reused, since
     # no final cluster has its key.
-    found = re.search(r"job done.*reused=(\d+)", handover.replica.output())
-    assert found is not None, handover.replica.output()[-3000:]
+    found = await logged(handover.replica, r"job done.*reused=(\d+)")
     assert int(found.group(1)) >= handover.kept
     if sig == signal.SIGTERM:
         assert code == 0, output[-3000:]
