@@ -107,9 +107,10 @@ class AttemptSettings(CommonSettings):
         default=3,
         ge=1,
         le=100,
-        description="Claims of one job at most: a worker fails a job whose last attempt failed on "
-        "infrastructure, and the store fails a job given back after this many attempts (its worker died "
-        "or could not record the failure) instead of handing it out again.",
+        description="Attempts of one job at most: a worker fails a job whose last attempt failed on "
+        "infrastructure, and the store fails a job whose lease ran out after this many attempts (its "
+        "worker died or could not record the failure) instead of handing it out again. A handover (a "
+        "stopping worker giving the job back) is not an attempt.",
     )
 
 

@@ -8,11 +8,10 @@ connection or a late join never lose or reorder an event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import asyncpg
 import grpc
@@ -40,6 +39,43 @@ class StoreStoppingError(RequestError):
         super().__init__("the store is stopping; call again (after_seq resumes a watch)")
 
 
+class UntilClosing(Generic[T]):
+    """A client stream's ``items`` until the replica starts stopping. The iteration then ends as if the
+    client had ended the stream, so the writes of what was received finish; :meth:`raise_if_stopped`,
+    called after them, raises :class:`StoreStoppingError` (the client calls again and loses nothing)."""
+
+    def __init__(self, items: AsyncIterator[T], closing: asyncio.Event) -> None:
+        self.stopped = False
+        self._items = items
+        self._closing = closing
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        closing = asyncio.ensure_future(self._closing.wait())
+        item: asyncio.Future[T] | None = None
+        try:
+            while True:
+                item = asyncio.ensure_future(anext(self._items))
+                await asyncio.wait({item, closing}, return_when=asyncio.FIRST_COMPLETED)
+                if not item.done():
+                    self.stopped = True
+                    return
+                try:
+                    value = item.result()
+                except StopAsyncIteration:
+                    return
+                item = None
+                yield value
+        finally:  # also when the consumer closes or is cancelled: no read is left pending
+            closing.cancel()
+            if item is not None and not item.done():
+                item.cancel()
+                await asyncio.gather(item, return_exceptions=True)
+
+    def raise_if_stopped(self) -> None:
+        if self.stopped:
+            raise StoreStoppingError
+
+
 class EventHub:
     """Fans PostgreSQL notifications out to in-process waiters."""
 
@@ -64,25 +100,9 @@ class EventHub:
         self._wake(None)
         await self._notify_jobs()
 
-    async def until_closing(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
-        """``items`` until the replica starts stopping; then :class:`StoreStoppingError`."""
-        closing = asyncio.ensure_future(self.closing.wait())
-        try:
-            while True:
-                item = asyncio.ensure_future(anext(items))
-                await asyncio.wait({item, closing}, return_when=asyncio.FIRST_COMPLETED)
-                if not item.done():
-                    item.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await item
-                    raise StoreStoppingError
-                try:
-                    value = item.result()
-                except StopAsyncIteration:
-                    return
-                yield value
-        finally:
-            closing.cancel()
+    def until_closing(self, items: AsyncIterator[T]) -> UntilClosing[T]:
+        """``items`` until the replica starts stopping (:class:`UntilClosing`)."""
+        return UntilClosing(items, self.closing)
 
     async def stop(self) -> None:
         if self._task:

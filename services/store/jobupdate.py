@@ -198,13 +198,21 @@ async def update(
 
 
 async def release(conn: Conn, row: Row, req: store_pb2.UpdateJobRequest) -> common_pb2.Job:
-    """Give the job back: queued again with its progress, no lease, claimable after ``retry_after``."""
+    """Give the job back: queued again with its progress, no lease, claimable after ``retry_after``. A
+    handover (the worker is stopping) does not count as an attempt: ``attempts`` goes back down, so the
+    next claim reuses the attempt number, and the articles the handed-over attempt recorded are dropped
+    (the next attempt records its own)."""
     stages = merge_stages(row, list(req.stages))
     delay = max(req.retry_after.ToTimedelta().total_seconds(), 0.0)
+    if req.handover:
+        await conn.execute(
+            "DELETE FROM job_articles WHERE job_id = $1 AND attempt = $2", row["id"], row["attempts"]
+        )
     updated = required(
         await conn.fetchrow(
             """UPDATE jobs SET state = $2, stages = $3::jsonb, totals = coalesce($4, totals),
                       lease_token = NULL, lease_expires_at = now() + make_interval(secs => $5),
+                      attempts = CASE WHEN $6 THEN greatest(attempts - 1, 0) ELSE attempts END,
                       updated_at = now()
                WHERE id = $1 RETURNING *""",
             row["id"],
@@ -212,6 +220,7 @@ async def release(conn: Conn, row: Row, req: store_pb2.UpdateJobRequest) -> comm
             json.dumps(stages),
             req.totals.SerializeToString() if req.HasField("totals") else None,
             delay,
+            req.handover,
         )
     )
     job = job_to_proto(updated)

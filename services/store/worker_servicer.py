@@ -77,13 +77,16 @@ class StoreWorkerServicer(store_pb2_grpc.StoreWorkerServiceServicer):
         async def write(first: int, batch: list[common_pb2.Article]) -> None:
             await self.writer.write_articles(list(enumerate(batch, first)), counts, job[0] if job else None)
 
+        requests = self.hub.until_closing(request_iterator)
+
         async def chunks() -> AsyncIterator[list[common_pb2.Article]]:
-            async for r in self.hub.until_closing(request_iterator):
+            async for r in requests:
                 if r.job_id and not job:
                     job.append(JobAttempt(parse_uuid(r.job_id, "job_id"), r.attempt))
                 yield list(r.articles)
 
         await pipelined(self._batches(chunks()), write, self.settings.store_write_concurrency)
+        requests.raise_if_stopped()  # after writing what was received
         return store_pb2.PutArticlesResponse(result=counts.result())
 
     async def PutStories(
@@ -95,8 +98,10 @@ class StoreWorkerServicer(store_pb2_grpc.StoreWorkerServiceServicer):
             await self.writer.write_stories(list(enumerate(batch, first)), counts)
 
         # stories of one job are announced in order: one batch at a time
-        chunks = (list(r.stories) async for r in self.hub.until_closing(request_iterator))
+        requests = self.hub.until_closing(request_iterator)
+        chunks = (list(r.stories) async for r in requests)
         await pipelined(self._batches(chunks), write, 1)
+        requests.raise_if_stopped()  # after writing what was received
         return store_pb2.PutStoriesResponse(result=counts.result())
 
     def _batches(self, chunks: AsyncIterator[list[T]]) -> AsyncIterator[list[T]]:

@@ -218,3 +218,39 @@ async def test_a_job_past_its_attempts_is_failed_by_the_store_not_claimed_again(
     events = [e async for e in store.WatchJob(store_pb2.WatchJobRequest(job_id=job.id, after_seq=1))]
     assert events[-1].snapshot.state == common_pb2.JOB_STATE_FAILED, events[-1]
     assert events[-1].snapshot.error == ended.error
+
+
+def handover(job_id: str, token: str) -> store_pb2.UpdateJobRequest:
+    """What a stopping worker sends: the job back at once, as a handover."""
+    return store_pb2.UpdateJobRequest(job_id=job_id, lease_token=token, release=True, handover=True)
+
+
+async def test_handovers_do_not_use_up_a_jobs_attempts(store: Store) -> None:
+    """A rolling restart never fails a job: handed back by stopping workers more often than
+    WORKER_MAX_ATTEMPTS (3), the job is still claimed, under the same attempt number, and completes."""
+    job = await submit(store)
+    for n in range(5):
+        token = await claim_job(store, job.id, f"stopping-{n}")
+        given_back = (await store.UpdateJob(handover(job.id, token))).job
+        assert (given_back.state, given_back.attempts) == (common_pb2.JOB_STATE_QUEUED, 0)
+    token = await claim_job(store, job.id, "last")
+    assert (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job.attempts == 1
+    done = store_pb2.UpdateJobRequest(job_id=job.id, lease_token=token, state=common_pb2.JOB_STATE_DONE)
+    assert (await store.UpdateJob(done)).job.state == common_pb2.JOB_STATE_DONE
+
+
+async def test_expired_leases_use_up_a_jobs_attempts_and_handovers_do_not(store: Store) -> None:
+    """Three attempts whose lease ran out (their worker died), with handovers between them: the store
+    fails the job at the next claim, after 3 attempts."""
+    job = await submit(store)
+    for n in range(3):
+        token = await claim_job(store, job.id, f"stopping-{n}", wait=10)  # waits for the last lease to end
+        await store.UpdateJob(handover(job.id, token))
+        await claim_job(store, job.id, f"dying-{n}", lease=0.3)
+    reply = await store.ClaimJob(
+        store_pb2.ClaimJobRequest(worker_id="next", wait_time=Duration(seconds=10))
+    )  # woken when the lease expires
+    assert reply.job.id != job.id
+    ended = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
+    assert (ended.state, ended.attempts) == (common_pb2.JOB_STATE_FAILED, 3)
+    assert ended.error.startswith("after 3 attempts: the last one ended without recording its outcome")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from services.synthesizer.llm.limiter import AdaptiveLimiter, Permit
 
 
@@ -63,3 +65,28 @@ async def test_a_429_lowers_the_limit_before_a_waiter_is_let_in() -> None:
     permits[1].success(0.1)  # a completion frees a slot for the waiter
     await asyncio.wait_for(waiter, 1)
     assert limiter.in_flight == 3
+
+
+@pytest.mark.parametrize("handled", [True, False], ids=["its-task-ran", "only-its-future-cancelled"])
+async def test_a_cancelled_waiter_is_not_demand(handled: bool) -> None:
+    """The limit grows only while a live caller waits for a permit: a cancelled waiter (whether or not its
+    task has run its handler yet) is not one, and holds back no later caller."""
+    limiter = AdaptiveLimiter(1, 1, 8)
+    held = await limiter.acquire()
+    cancelled = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    assert limiter.busy
+    cancelled.cancel()
+    if handled:
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+    held.success(0.1)
+    assert (limiter.limit, limiter.in_flight) == (1, 0)  # nothing waited: nothing learnt
+    permit = await asyncio.wait_for(limiter.acquire(), 1)  # room: the caller does not wait
+    live = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    permit.success(0.1)  # a live waiter is demand: the limit grows, and the waiter gets the slot
+    assert limiter.limit == 2
+    (await asyncio.wait_for(live, 1)).success(0.1)
+    assert cancelled.cancelled()
+    assert limiter.in_flight == 0

@@ -447,6 +447,7 @@ class UpdateJobRequest(_message.Message):
     RETIRED_FIELD_NUMBER: _builtins.int
     RELEASE_FIELD_NUMBER: _builtins.int
     RETRY_AFTER_FIELD_NUMBER: _builtins.int
+    HANDOVER_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     lease_token: _builtins.str
@@ -463,6 +464,11 @@ class UpdateJobRequest(_message.Message):
     """Give the job back: it returns to JOB_STATE_QUEUED with its progress, the lease is dropped, and any
     worker may claim it once retry_after has passed. For a run that failed on infrastructure, or a
     worker that is stopping.
+    """
+    handover: _builtins.bool
+    """With release: the worker is stopping (a handover), not failing: the attempt does not count toward
+    the job's attempts (STORYWIRE_WORKER_MAX_ATTEMPTS); the next claim runs under the same attempt number
+    and the articles the handed-over attempt recorded are dropped.
     """
     @_builtins.property
     def stages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.StageProgress]:
@@ -515,10 +521,11 @@ class UpdateJobRequest(_message.Message):
         retired: _abc.Iterable[Global___RetiredStory] | None = ...,
         release: _builtins.bool = ...,
         retry_after: _duration_pb2.Duration | None = ...,
+        handover: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["retry_after", b"retry_after", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries_found", b"entries_found", "error", b"error", "final_cluster_keys", b"final_cluster_keys", "job_id", b"job_id", "lease_token", b"lease_token", "left_out", b"left_out", "release", b"release", "retired", b"retired", "retry_after", b"retry_after", "stages", b"stages", "state", b"state", "totals", b"totals", "trace_id", b"trace_id", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries_found", b"entries_found", "error", b"error", "final_cluster_keys", b"final_cluster_keys", "handover", b"handover", "job_id", b"job_id", "lease_token", b"lease_token", "left_out", b"left_out", "release", b"release", "retired", b"retired", "retry_after", b"retry_after", "stages", b"stages", "state", b"state", "totals", b"totals", "trace_id", b"trace_id", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -174,18 +174,30 @@ class AdaptiveLimiter:
         Condition and notify_all, 1,000 queued clusters all woke on every completion (quadratic)."""
         if not self.busy:
             self._last_progress = time.monotonic()  # an idle spell is not a stall
-        if not self._waiters and self._may_start():
+        if not self._waiting() and self._may_start():
             self._take()
         else:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
+            self._grant()  # never wait while there is room
             try:
                 await waiter
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():
                     self._release(completed=False)  # granted just as we were cancelled: hand it on
+                else:
+                    with contextlib.suppress(ValueError):  # not granted: no longer demand
+                        self._waiters.remove(waiter)
+                    self._grant()
                 raise
         return Permit(self, time.monotonic(), self.limit, self.area())
+
+    def _waiting(self) -> bool:
+        """A live caller waits for a permit. Waiters cancelled but not yet removed (their task has not
+        run its handler yet) are dropped from the front first, so they never count as demand."""
+        while self._waiters and self._waiters[0].done():
+            self._waiters.popleft()
+        return bool(self._waiters)
 
     def _may_start(self) -> bool:
         """Room under the limit, no pause (its timer grants at its end), and no call in flight while one
@@ -290,7 +302,7 @@ class AdaptiveLimiter:
             and (inflation := self._inflation(sample.costs())) > (allowed := self.allowed(sample.concurrency))
         ):
             self._latency_cut(inflation, allowed)
-        elif not self._waiters:
+        elif not self._waiting():
             pass  # no call waits for a permit: the limit was not what held the work back, nothing learnt
         elif self._slow_start:
             self._set(self._limit + 1)  # doubles per round trip

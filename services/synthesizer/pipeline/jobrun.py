@@ -52,7 +52,7 @@ class JobRun(LeasedRun):
             await self._infrastructure_failure(str(exc))
         except asyncio.CancelledError:
             if self.c.stopping:
-                await self._release("the worker is stopping", STOPPING_RELEASE_DELAY)
+                await self._release("the worker is stopping", STOPPING_RELEASE_DELAY, handover=True)
             raise
 
     async def _run(self) -> None:
@@ -127,7 +127,9 @@ class JobRun(LeasedRun):
         if o.HasField("temperature"):
             config.temperature = o.temperature
         session = self.c.engine.session(config)
-        if self.job.attempts > 1:  # a resumed job: what an earlier attempt stored is reused, not rewritten
+        # a resumed job (after a lease that ran out: a later attempt; after a handover: the same attempt
+        # number, with the progress it reported): what an earlier run stored is reused, not rewritten
+        if self.job.attempts > 1 or any(s.total or s.done for s in self.job.stages):
             try:
                 stored = await stored_llm_stories(self.c.store, self.job.id, self.c.rpc_timeout)
             except grpc.aio.AioRpcError as exc:

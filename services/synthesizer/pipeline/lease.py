@@ -107,15 +107,17 @@ class LeasedRun:
             raise CancelledByUserError
         return reply.job
 
-    async def _release(self, reason: str, delay: float) -> None:
+    async def _release(self, reason: str, delay: float, *, handover: bool = False) -> None:
         """Give the job back now (queued, with its progress); a store that is away is waited for within
         the call's deadline (it may be restarting: then the job is claimable again well before its lease
-        would run out); when the store cannot be told, the lease runs out instead."""
+        would run out); when the store cannot be told, the lease runs out instead. A ``handover`` (the
+        worker is stopping) does not count as one of the job's attempts."""
         retry_after = Duration()
         retry_after.FromMilliseconds(int(delay * 1000))
         request = self._request(S.JOB_STATE_UNSPECIFIED, reason, renew_only=False)
         request.release = True
         request.retry_after.CopyFrom(retry_after)
+        request.handover = handover
         try:
             await self.c.store.UpdateJob(request, timeout=self.c.rpc_timeout, wait_for_ready=True)
             log.info("job given back", job_id=self.job.id, reason=reason, retry_in_seconds=delay)
