@@ -1,13 +1,14 @@
 """``python -m devtools.corpus.calibrate``: fit the events backend's pair model and its threshold.
 
-The pair model is a logistic regression of "same event" on three agreements of every article pair
-(TF-IDF cosine, names cosine, days between the publications), fitted on the labelled sample plus the
-calibration half of dev-news (:mod:`devtools.corpus.devnews`), each corpus weighing the same. The
-threshold is then the average same-event probability in the middle of the widest range over which the
-clustering of those two sets (candidate pairs, average linkage, veto) meets the issue's goals and does
-not change: the most stable operating point, rather than the single best-scoring one, which can sit
-between two cliffs where one or two articles decide it. The held-back half is printed apart: it took
-no part in the fit. Prints the constants to put in ``services/synthesizer/clustering/events.py``.
+The pair model is a logistic regression of "same event" on four agreements of every article pair
+(TF-IDF cosine, names cosine, days between the publications, time anchoring), fitted on the
+labelled sample plus the calibration half of dev-news (:mod:`devtools.corpus.devnews`), each corpus
+weighing the same. The threshold is then the average same-event probability in the middle of the
+widest range over which the clustering of those two sets (candidate pairs, average linkage, veto)
+meets the issue's goals and does not change: the most stable operating point, rather than the single
+best-scoring one, which can sit between two cliffs where one or two articles decide it. The held-back
+half is printed apart: it took no part in the fit. Prints the constants to put in
+``services/synthesizer/clustering/events.py``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def labelled_sets() -> dict[str, tuple[list[Doc], dict[str, str]]]:
 def pair_features(docs: Sequence[Doc], truth: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
     words, _ = _vectors(docs)
     names = events._name_vectors(docs)
+    far = events.far_shares(docs)
     rows, same = [], []
     for j in range(len(docs)):
         for i in range(j):
@@ -62,6 +64,7 @@ def pair_features(docs: Sequence[Doc], truth: dict[str, str]) -> tuple[np.ndarra
                     events._dot(words[i], words[j]),
                     events._dot(names[i], names[j]),
                     events.days_apart(docs[i], docs[j]),
+                    events.time_feature(far[i], far[j]),
                 )
             )
             same.append(truth[docs[i].id] == truth[docs[j].id])
@@ -127,10 +130,11 @@ def main() -> int:
     fitted = ["sample", "dev-news calibration half"]
     parts = [pair_features(*sets[name]) for name in fitted if name in sets]
     beta = fit(parts)
-    events.WORDS, events.NAMES, events.DAYS, events.BIAS = (round(float(b), 2) for b in beta)
+    events.WORDS, events.NAMES, events.DAYS, events.TIME, events.BIAS = (round(float(b), 2) for b in beta)
     # an undated pair counts as a typical same-event gap (each corpus weighing the same)
     events.UNKNOWN_DAYS = round(float(np.mean([f[s == 1, 2].mean() for f, s in parts])), 2)
-    print(f"WORDS = {events.WORDS}\nNAMES = {events.NAMES}\nDAYS = {events.DAYS}\nBIAS = {events.BIAS}")
+    for constant in ("WORDS", "NAMES", "DAYS", "TIME", "BIAS"):
+        print(f"{constant} = {getattr(events, constant)}")
     print(f"UNKNOWN_DAYS = {events.UNKNOWN_DAYS}")
     print("threshold  " + "  ".join(f"{name:>40}" for name in sets))
     for t in THRESHOLDS:

@@ -188,3 +188,5 @@ def test_dev_news_events_and_look_alikes(dev_news: list[devnews.Article]) -> Non
     assert q.left_out <= 0.05, q
     report = devnews.hard_case_report(truth, clusters)
     assert not any("MERGED" in line for line in report), report
+    for article in devnews.LOOKALIKES:  # d-049 and d-095 by time anchoring, d-102 by days apart
+        assert f"{article}: in no story" in report, report
