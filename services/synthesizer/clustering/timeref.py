@@ -46,9 +46,12 @@ _SHORT = "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec"
 _MONTH = f"{_FULL}|{_SHORT}"
 _YEAR = r"(?:1[0-9]{3}|20[0-9]{2})"
 # the longest forms first, each match consumed once; month names count only capitalised, and "May"
-# alone not at all (the verb at a sentence's start)
+# alone not at all (the verb at a sentence's start). The leading look-ahead skips, in one test, the
+# positions where no form can start (most of them: a quarter of the time, 0.10 ms per dev-news article)
 _EXPRESSION = re.compile(
     rf"""
+    (?=[\dA-Z]|(?i:to|ye|ov|th|la|ne))
+    (?:
     (?P<dmy>\b(?P<d1>[0-3]?\d)\s+(?P<m1>{_MONTH})\b\.?(?:,?\s+(?P<y1>{_YEAR})\b)?)
   | (?P<mdy>\b(?P<m2>{_MONTH})\b\.?\s+(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?\b(?:,?\s+(?P<y2>{_YEAR})\b)?)
   | (?P<my>\b(?P<m3>{_FULL})\s+(?P<y3>{_YEAR})\b)
@@ -60,6 +63,7 @@ _EXPRESSION = re.compile(
         | \b(?i:this|last|next)\s+(?:morning|afternoon|evening|night|week|weekend)\b
         | (?<![\d.])[0-2]?\d:[0-5]\d(?!\d)
         | \b1?\d\s?[ap]\.?m\.?(?!\w))
+    )
     """,
     re.VERBOSE,
 )
