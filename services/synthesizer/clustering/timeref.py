@@ -56,7 +56,7 @@ _EXPRESSION = re.compile(
   | (?P<mdy>\b(?P<m2>{_MONTH})\b\.?\s+(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?\b(?:,?\s+(?P<y2>{_YEAR})\b)?)
   | (?P<my>\b(?P<m3>{_FULL})\s+(?P<y3>{_YEAR})\b)
   | (?P<decade>\b(?P<y4>(?:1[0-9]{{2}}|20[0-9])0)s\b)
-  | (?P<year>(?<![\d.,:/-])(?P<y5>{_YEAR})(?![\d%]|[.,:/-]\d))
+  | (?P<year>(?<![\d.,:/$€£-])(?P<y5>{_YEAR})(?![\d%-]|[.,:/]\d))
   | (?P<month>\b(?P<m6>January|February|March|April|June|July|August|September|October|November|December)\b)
   | (?P<near>\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b
         | \b(?i:today|tonight|yesterday|tomorrow|overnight)\b
