@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from storywire.v1 import common_pb2, synthesizer_pb2, synthesizer_pb2_grpc
 
-from bench.peers.common import Clusters, PeerRun, Story, Work, default_plan
+from bench.peers.common import DEFAULTS, Clusters, PeerRun, default_plan
 from bench.procs import sim_reset, sim_stats
 from bench.report import Row
 from devtools.llmsim import answer_for, answer_format, profile_config, story_for
@@ -78,14 +78,15 @@ async def stream(address: str, articles: Sequence[common_pb2.Article], model: st
     )
 
 
-def works(clusters: Clusters, profile: str, **changes: Any) -> list[float]:
+def works(clusters: Clusters, profile: str, strict: bool = False, **changes: Any) -> list[float]:
     """Each cluster's solo service time on the simulator with this profile (its own token rule), for the
-    request storywire sends (the default plan) and the simulator's answer to it."""
+    request storywire sends (the default plan; ``strict``: the regeneration's stricter prompt) and the
+    simulator's answer to it."""
     cfg = profile_config(profile, **changes)
     plan = default_plan()
     out = []
     for cluster in clusters:
-        request = Story(cluster, Work((), "m", plan)).request
+        request = plan.request("m", cluster, DEFAULTS.llm_max_tokens, DEFAULTS.llm_temperature, strict)
         prompt = "\n".join(content for _, content in request.messages)
         if answer_format({"response_format": request.response_format}) == "text":
             answer = answer_for(prompt)
@@ -100,15 +101,23 @@ def works(clusters: Clusters, profile: str, **changes: Any) -> list[float]:
     return out
 
 
-def ideal(clusters: Clusters, profile: str, **changes: Any) -> tuple[float, float]:
+def ideal(clusters: Clusters, profile: str, strict: bool = False, **changes: Any) -> tuple[float, float]:
     """(first story, last story) for a client that knows the backend and sends everything at once (or,
     under a window budget, as soon as the window has room): the model's lower bound for the LLM calls
-    alone (no clustering, no regeneration)."""
+    alone (no clustering; one round: see :func:`regenerated_ideal`)."""
     cfg = profile_config(profile, **changes)
     return makespan(
-        sorted(works(clusters, profile, **changes)), slots=cfg.slots, batch_slowdown=cfg.batch_slowdown,
-        window_seconds=cfg.window_seconds, window_requests=cfg.window_requests,
+        sorted(works(clusters, profile, strict, **changes)), slots=cfg.slots,
+        batch_slowdown=cfg.batch_slowdown, window_seconds=cfg.window_seconds,
+        window_requests=cfg.window_requests,
     )  # fmt: skip
+
+
+def regenerated_ideal(first_round: float, run: PeerRun, profile: str) -> float:
+    """The ideal of a run whose answers were checked: its first round, then (a regeneration starts only
+    after its answer was read) the stricter prompts of the stories it regenerated, all at once."""
+    again = [s.sources for s in run.stories if s.rejections]
+    return first_round + (ideal(again, profile, strict=True)[1] if again else 0.0)
 
 
 def passing(run: PeerRun) -> int:
