@@ -15,9 +15,9 @@ does; the clustering time is printed apart. The variants:
   stream (articles in, stories out); on ``queue`` and ``sloppy`` a job through the three services, and
   on ``queue`` the same job again (every story from the cache).
 Ideal = the simulator's own model for a client that knows the backend (``bench.llmrun.ideal``);
-efficiency = ideal / wall (the ideal counts the LLM calls only: no clustering, no regeneration). The
-oracle, the unbounded peer and the stream report the median of 3 runs (1 in quick mode), the others one
-run.
+efficiency = ideal / wall (the ideal counts the LLM calls only, not the clustering; on ``sloppy`` it
+counts the oracle's regenerations as a second round). The oracle, the unbounded peer and the stream
+report the median of 3 runs (1 in quick mode), the others one run.
 """
 
 from __future__ import annotations
