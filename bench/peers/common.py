@@ -194,10 +194,6 @@ class PeerRun:
         return min(self.done_s) if self.done_s else 0.0
 
     @property
-    def texts(self) -> list[str]:
-        return [s.text for s in self.stories]
-
-    @property
     def calls(self) -> int:
         return sum(s.calls for s in self.stories)
 
