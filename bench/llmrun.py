@@ -1,8 +1,10 @@
 """What the LLM scenarios share: storywire's Synthesize stream timed to its first and last story, the
-peers timed the same way, and the ideal wall time by the simulator's own service model."""
+peers timed the same way (each doing storywire's work: :mod:`bench.peers.common`), and the ideal wall
+time by the simulator's own service model."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -12,15 +14,13 @@ from typing import Any
 import grpc
 from storywire.v1 import common_pb2, synthesizer_pb2, synthesizer_pb2_grpc
 
-from bench.peers.common import PeerRun, payload
+from bench.peers.common import DEFAULTS, Clusters, PeerRun, default_plan
 from bench.procs import sim_reset, sim_stats
 from bench.report import Row
-from devtools.corpus.build import as_article
-from devtools.corpus.synthetic import synthetic_article
-from devtools.llmsim import answer_for, profile_config
+from devtools.llmsim import answer_for, answer_format, profile_config, story_for
 from devtools.simmodel import PROFILES, makespan, solo_seconds
 from services.synthesizer.stories import grounding
-from services.synthesizer.stories.prompt import SourceArticle, parse_answer
+from services.synthesizer.stories.prompt import parse_answer
 
 STREAM_BATCH = 50  # articles per Synthesize message
 
@@ -36,15 +36,8 @@ class StreamRun:
     llm_calls: int
     rejections: int
     limit_after: int
-
-
-def synthetic_articles(events: int, salt: str, per_event: int = 2) -> list[common_pb2.Article]:
-    """``events`` clusters of ``per_event`` articles each (the synthetic corpus's made-up vocabularies)."""
-    return [
-        as_article(f"http://synthetic.test/{salt}/{e}/{i}", *synthetic_article(e, i))
-        for e in range(events)
-        for i in range(per_event)
-    ]
+    #: seconds the session spent clustering (its summary's ``cluster_time``)
+    cluster_s: float = 0.0
 
 
 async def stream(address: str, articles: Sequence[common_pb2.Article], model: str) -> StreamRun:
@@ -61,7 +54,7 @@ async def stream(address: str, articles: Sequence[common_pb2.Article], model: st
         stub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
         start = time.perf_counter()
         first, stories, fallbacks = 0.0, 0, 0
-        totals = common_pb2.SynthesisTotals()
+        totals, cluster_s = common_pb2.SynthesisTotals(), 0.0
         async for reply in stub.Synthesize(requests()):
             kind = reply.WhichOneof("item")
             if kind == "story":
@@ -70,6 +63,7 @@ async def stream(address: str, articles: Sequence[common_pb2.Article], model: st
                 first = first or time.perf_counter() - start
             elif kind == "summary":
                 totals = reply.summary.totals
+                cluster_s = reply.summary.cluster_time.ToNanoseconds() / 1e9
         wall = time.perf_counter() - start
         stats = await stub.GetCacheStats(synthesizer_pb2.GetCacheStatsRequest())
     return StreamRun(
@@ -80,44 +74,59 @@ async def stream(address: str, articles: Sequence[common_pb2.Article], model: st
         totals.llm_calls,
         totals.grounding_rejections,
         stats.concurrency_limit,
+        cluster_s,
     )
 
 
-def works(clusters: Sequence[Sequence[SourceArticle]], profile: str, **changes: Any) -> list[float]:
-    """Each cluster's solo service time on the simulator with this profile (its own token rule)."""
+def works(clusters: Clusters, profile: str, strict: bool = False, **changes: Any) -> list[float]:
+    """Each cluster's solo service time on the simulator with this profile (its own token rule), for the
+    request storywire sends (the default plan; ``strict``: the regeneration's stricter prompt) and the
+    simulator's answer to it."""
     cfg = profile_config(profile, **changes)
+    plan = default_plan()
     out = []
     for cluster in clusters:
-        prompt = "\n".join(m["content"] for m in payload(cluster, "m")["messages"])
+        request = plan.request("m", cluster, DEFAULTS.llm_max_tokens, DEFAULTS.llm_temperature, strict)
+        prompt = "\n".join(content for _, content in request.messages)
+        if answer_format({"response_format": request.response_format}) == "text":
+            answer = answer_for(prompt)
+        else:
+            answer = json.dumps(dict(zip(("title", "summary"), story_for(prompt), strict=True)))
         out.append(
             solo_seconds(
-                max(1, len(prompt) // 4), max(1, len(answer_for(prompt)) // 4), ttft=cfg.ttft,
+                max(1, len(prompt) // 4), max(1, len(answer) // 4), ttft=cfg.ttft,
                 prompt_tps=cfg.prompt_tps, tokens_per_second=cfg.tokens_per_second, latency=cfg.latency,
             )
         )  # fmt: skip
     return out
 
 
-def ideal(clusters: Sequence[Sequence[SourceArticle]], profile: str, **changes: Any) -> tuple[float, float]:
+def ideal(clusters: Clusters, profile: str, strict: bool = False, **changes: Any) -> tuple[float, float]:
     """(first story, last story) for a client that knows the backend and sends everything at once (or,
-    under a window budget, as soon as the window has room): the model's lower bound."""
+    under a window budget, as soon as the window has room): the model's lower bound for the LLM calls
+    alone (no clustering; one round: see :func:`regenerated_ideal`)."""
     cfg = profile_config(profile, **changes)
     return makespan(
-        sorted(works(clusters, profile, **changes)), slots=cfg.slots, batch_slowdown=cfg.batch_slowdown,
-        window_seconds=cfg.window_seconds, window_requests=cfg.window_requests,
+        sorted(works(clusters, profile, strict, **changes)), slots=cfg.slots,
+        batch_slowdown=cfg.batch_slowdown, window_seconds=cfg.window_seconds,
+        window_requests=cfg.window_requests,
     )  # fmt: skip
 
 
-def accepted(texts: Sequence[str], clusters: Sequence[Sequence[SourceArticle]]) -> int:
-    """How many answers would pass storywire's format and grounding checks (peers check nothing)."""
-    by_title = {c[0].title: c for c in clusters}
+def regenerated_ideal(first_round: float, run: PeerRun, profile: str) -> float:
+    """The ideal of a run whose answers were checked: its first round, then (a regeneration starts only
+    after its answer was read) the stricter prompts of the stories it regenerated, all at once."""
+    again = [s.sources for s in run.stories if s.rejections]
+    return first_round + (ideal(again, profile, strict=True)[1] if again else 0.0)
+
+
+def passing(run: PeerRun) -> int:
+    """How many of a run's shipped answers pass storywire's format and grounding checks (for a peer that
+    checks nothing)."""
     ok = 0
-    for text in texts:
-        parsed = parse_answer(text)
-        if parsed is None:
-            continue
-        cluster = by_title.get(parsed[0]) or [a for c in clusters for a in c]
-        ok += not grounding.check(parsed[0], parsed[1], cluster)
+    for story in run.stories:
+        parsed = parse_answer(story.text)
+        ok += parsed is not None and not grounding.check(parsed[0], parsed[1], story.sources)
     return ok
 
 
@@ -162,3 +171,15 @@ def peer_first(result: Any) -> float:
 
 def capacity(profile: str) -> int:
     return PROFILES[profile].capacity
+
+
+def peer_notes(runs: Sequence[PeerRun]) -> str:
+    """What a peer's runs did of storywire's work: its clustering time (median), and the last run's calls,
+    grounding rejections and fallbacks."""
+    last = runs[-1]
+    cluster_ms = statistics.median(r.cluster_s for r in runs) * 1000
+    checked = last.stories and last.stories[0].work.checked
+    notes = f"clustering {cluster_ms:.0f} ms; llm calls={last.calls}"
+    if checked:
+        notes += f" grounding rejections={last.rejections} fallbacks={last.fallbacks}"
+    return notes

@@ -1,7 +1,8 @@
 """``python -m bench.shape BASE_URL [--model M] [--in-flight 1 2 4]``: how a backend's time per request
 grows with the requests in service, to compare a simulator profile with the real server it models.
 
-For each n it sends n identical seed-job requests (the first sample cluster's prompt, temperature 0,
+For each n it sends n identical seed-job requests (storywire's request for the first sample cluster with
+the plan it uses on a backend that says nothing about itself, temperature 0,
 prompt caching off where the server has it) at once, after one warm-up request, and prints the mean
 seconds per request and its ratio to n = 1. A CPU backend (llama.cpp) gives a ratio near n (the
 simulator's ``cpu`` profile: exactly n); a GPU batch (vLLM) a ratio near 1. Loopback only, like every
@@ -17,14 +18,15 @@ import time
 
 import aiohttp
 
-from bench.peers.common import payload
-from bench.scenarios.seed import corpus_articles, peer_clusters
+from bench.peers.common import Story, Work, cluster_articles, default_plan, request_payload
+from bench.scenarios.seed import corpus_articles
 
 
 async def shape(base_url: str, model: str, in_flight: list[int], max_tokens: int) -> list[tuple[int, float]]:
     # cache_prompt: false (a llama.cpp field, ignored elsewhere): every request pays its prefill
-    body = {**payload(peer_clusters(corpus_articles())[0], model), "max_tokens": max_tokens,
-            "temperature": 0.0, "cache_prompt": False}  # fmt: skip
+    request = Story(cluster_articles(corpus_articles())[0], Work((), model, default_plan())).request
+    body = {**request_payload(request), "max_tokens": max_tokens, "temperature": 0.0,
+            "cache_prompt": False}  # fmt: skip
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
 
         async def one() -> float:

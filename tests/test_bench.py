@@ -45,6 +45,12 @@ def test_bench_quick_prints_a_table_and_writes_json() -> None:
         llm = [r for r in payload["rows"] if r["scenario"] in {"seed", "adaptive"}]
         streamed = [r for r in llm if "warm" not in r["variant"] and "end to end" not in r["variant"]]
         assert all(r["first_s"] for r in streamed)
+        # equal work: in every profile each peer wrote as many stories as storywire's stream
+        groups: dict[str, set[int]] = {}
+        for r in streamed:
+            groups.setdefault(f"{r['scenario']} {r['variant'].split(':', 1)[0]}", set()).add(r["items"])
+        assert all(len(items) == 1 for items in groups.values()), groups
+        assert all("clustering" in r["notes"] for r in streamed)  # every row shows its clustering time
         # a storywire row runs with the shipped settings, and says so
         assert all(r["notes"].startswith("defaults") for r in llm if "storywire" in r["variant"])
         assert "asyncio.gather of all URLs, then parse (seed-004)" in variants

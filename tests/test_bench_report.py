@@ -11,10 +11,11 @@ from pathlib import Path
 
 from bench.llmrun import ideal
 from bench.peers import oracle
+from bench.peers.common import Work, cluster_articles, default_plan
 from bench.procs import settings_note
 from bench.report import goals_markdown, markdown_table
+from bench.synthevents import event_articles
 from devtools.llmsim import profile_config, start_simulator
-from services.synthesizer.stories.prompt import SourceArticle
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
@@ -53,19 +54,14 @@ def test_bench_report_prints_the_table() -> None:
     assert out.strip() == markdown_table(path) + "\n\n" + goals_markdown(path)
 
 
-def clusters(n: int) -> list[list[SourceArticle]]:
-    text = "The council approved harbour plan {0} on Monday. It will cost {1} million crowns. " * 3
-    return [[SourceArticle(str(c), f"Plan {c} approved", text.format(c, c + 10), str(c))] for c in range(n)]
-
-
 async def test_oracle_peer_honours_retry_after_on_a_rate_limited_backend() -> None:
     sim, runner, url = await start_simulator(profile_config("ratelimit", window_seconds=0.5))
     try:
-        work = clusters(9)
-        run = await oracle.run(url, work, "sim", None)  # all at once: 6 fit the first window
-        assert len(run.texts) == 9
+        articles = event_articles(9, "retry-after")  # 9 events of 2 articles: 9 stories
+        run = await oracle.run(url, Work(articles, "sim", default_plan()), None)  # all at once: 6 fit
+        assert len(run.stories) == 9
         assert run.rejected_429 == sim.stats.rate_limited >= 3
-        _, last = ideal(work, "ratelimit", window_seconds=0.5)
+        _, last = ideal(cluster_articles(articles), "ratelimit", window_seconds=0.5)
         assert max(run.done_s) >= 0.95 * last  # the last ones waited for the next window
     finally:
         await runner.cleanup()

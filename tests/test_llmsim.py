@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 
 from bench.llmrun import works
-from bench.scenarios.seed import corpus_articles, peer_clusters
+from bench.peers.common import cluster_articles
+from bench.scenarios.seed import corpus_articles
 from bench.shape import shape
 from devtools.llmsim import SimConfig, Simulator, answer_for, profile_config, start_simulator
 from devtools.simmodel import PROFILES, SharedServer, makespan, slowdown, solo_seconds
@@ -227,7 +228,7 @@ async def test_bench_shape_measures_the_cpu_profile_as_time_proportional_to_requ
         (n1, alone), (n2, two), (n4, four) = await shape(url, "sim", [1, 2, 4], 64)
     finally:
         await runner.cleanup()
-    (work,) = works(peer_clusters(corpus_articles())[:1], "cpu")  # the request shape() sends
+    (work,) = works(cluster_articles(corpus_articles())[:1], "cpu")  # the request shape() sends
     assert (n1, n2, n4) == (1, 2, 4)
     assert alone >= 0.95 * work
     assert two >= 0.95 * 2 * work - 0.05  # less only by how far apart the requests arrived

@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from typing import Any
 
 import httpx
 
-from bench.peers.common import PeerRun, payload, retry_after
-from services.synthesizer.stories.prompt import SourceArticle
+from bench.peers.common import JSON_HEADERS, PeerRun, Story, Work, retry_after
 
 
-async def run(
-    base_url: str, clusters: Sequence[Sequence[SourceArticle]], model: str, limit: int = 5
-) -> PeerRun:
+async def run(base_url: str, work: Work, limit: int = 5) -> PeerRun:
     semaphore = asyncio.Semaphore(limit)
     out = PeerRun()
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
 
-        async def one(cluster: Sequence[SourceArticle]) -> str:
-            async with semaphore:
-                while True:
-                    reply = await client.post("/chat/completions", json=payload(cluster, model))
-                    if reply.status_code != 429:
-                        reply.raise_for_status()
-                        return out.answered(reply.json()["choices"][0]["message"]["content"])
-                    out.rejected_429 += 1
-                    await asyncio.sleep(retry_after(reply.headers.get("retry-after")))
+        async def post(body: bytes) -> Any:
+            while True:
+                reply = await client.post("/chat/completions", content=body, headers=JSON_HEADERS)
+                if reply.status_code != 429:
+                    reply.raise_for_status()
+                    return reply.json()
+                out.rejected_429 += 1
+                await asyncio.sleep(retry_after(reply.headers.get("retry-after")))
 
-        await asyncio.gather(*(one(c) for c in clusters))
+        async def one(story: Story) -> None:
+            async with semaphore:
+                while not story.done:
+                    story.take(await post(story.body))
+            out.settled(story)
+
+        await asyncio.gather(*(one(s) for s in out.cluster(work)))
     return out

@@ -1,15 +1,18 @@
 """Adaptive capacity: a backend that serves K calls at once and answers 429 above that, with no queue
-(Hugging Face TGI's ``--max-concurrent-requests``), K = 4 and 16, unknown to storywire; 32 clusters of 2
-synthetic articles, latency by the tokens (the queue profile's rates, independent slots).
+(Hugging Face TGI's ``--max-concurrent-requests``), K = 4 and 16, unknown to storywire; 32 synthetic
+events of 2 articles (:mod:`bench.synthevents`: told apart as real events are), latency by the tokens
+(the queue profile's rates, independent slots).
 
 Variants: storywire with its shipped defaults (the Synthesize stream, a synthesizer started afresh for
 each K); plain clients (aiohttp, honouring Retry-After): gather + Semaphore(3), the oracle gather +
-Semaphore(K), and gather of everything (= a static 64 here: 32 calls). Ideal = the simulator's model
+Semaphore(K), and gather of everything (= a static 64 here: 32 calls). Each client does storywire's work
+(:mod:`bench.peers.common`: the same clustering, requests and answer check). Ideal = the simulator's model
 for a client that knows K; efficiency = ideal / wall. One run each (3 for storywire, the median)."""
 
 from __future__ import annotations
 
 import functools
+import statistics
 import uuid
 from typing import Any
 
@@ -19,14 +22,16 @@ from bench.llmrun import (
     ideal,
     median_row,
     peer_first,
+    peer_notes,
     sim_notes,
     stream,
-    synthetic_articles,
     timed,
 )
 from bench.peers import oracle
+from bench.peers.common import Work, cluster_articles, probe_plan
 from bench.procs import restart, settings_note, simulator, start_services
 from bench.report import Row
+from bench.synthevents import event_articles
 from services.synthesizer.stories.prompt import SourceArticle
 
 #: TGI-like: K independent slots, 429 above them (no queue)
@@ -38,11 +43,8 @@ SETTINGS: dict[str, str] = {}
 async def run(env: BenchEnv) -> list[Row]:
     n = env.size(32, 12)
     salt = uuid.uuid4().hex[:6]
-    articles = synthetic_articles(n, salt)
-    clusters = [
-        [SourceArticle(a.id, a.title, a.text, a.content_hash) for a in articles[i : i + 2]]
-        for i in range(0, len(articles), 2)
-    ]
+    articles = event_articles(n, salt)
+    clusters = cluster_articles(articles)  # for the ideal; every client clusters them again, timed
     rows: list[Row] = []
     with simulator(profile="queue") as url:
         services, addresses = await start_services(env, url, **SETTINGS)
@@ -64,35 +66,38 @@ async def one_capacity(  # noqa: PLR0917
     salt: str,
 ) -> list[Row]:  # fmt: skip
     runs = 1 if env.quick else 3
-    n = len(clusters)
     changes = {**STRICT, "slots": slots}
     _, ideal_s = ideal(clusters, "queue", **changes)
     model = f"adaptive-{slots}-{salt}"
+    work = Work(articles, model, await probe_plan(url))
     rows: list[Row] = []
     for name, limit in (("plain gather + Semaphore(3)", 3), (f"oracle: gather + Semaphore(K={slots})", slots),
                         ("unbounded gather (all at once)", None)):  # fmt: skip
-        call = functools.partial(oracle.run, url, clusters, model, limit)
+        call = functools.partial(oracle.run, url, work, limit)
         walls, results, st = await timed(url, "queue", 1, call, **changes)
         firsts = [peer_first(r) for r in results]
-        rows.append(median_row("adaptive", f"K={slots}: {name}", walls, firsts, n, ideal_s, sim_notes(st)))
+        notes = f"{sim_notes(st)}; {peer_notes(results)}"
+        stories = len(results[-1].stories)
+        rows.append(median_row("adaptive", f"K={slots}: {name}", walls, firsts, stories, ideal_s, notes))
     counter = iter(range(runs))
     walls, streams, st = await timed(
         url, "queue", runs, lambda: stream(synth, articles, f"{model}-sw-{next(counter)}"), **changes
     )
     oracle_row = next(r for r in rows if "oracle" in r.variant)
-    rows.append(storywire(slots, walls, streams, st, n, ideal_s, oracle_row))
+    rows.append(storywire(slots, walls, streams, st, ideal_s, oracle_row))
     return rows
 
 
 def storywire(  # noqa: PLR0917 - a row's fields
-    slots: int, walls: list[float], streams: list[StreamRun], st: dict[str, Any], n: int, ideal_s: float,
+    slots: int, walls: list[float], streams: list[StreamRun], st: dict[str, Any], ideal_s: float,
     oracle_row: Row,
 ) -> Row:  # fmt: skip
     limits = "/".join(str(s.limit_after) for s in streams)
     last = streams[-1]
+    cluster_ms = statistics.median(s.cluster_s for s in streams) * 1000
     notes = (
         f"{settings_note(SETTINGS)}; {sim_notes(st)}; limit after each run {limits}; "
-        f"llm calls={last.llm_calls} fallbacks={last.fallbacks}"
+        f"clustering {cluster_ms:.0f} ms; llm calls={last.llm_calls} fallbacks={last.fallbacks}"
     )
     row = median_row("adaptive", f"K={slots}: storywire default (adaptive)", walls,
                      [s.first_s for s in streams], last.stories, ideal_s, notes)  # fmt: skip

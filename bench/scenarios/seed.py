@@ -2,23 +2,29 @@
 ``cpu``: llama.cpp on few cores, ``ratelimit``: a hosted API, ``sloppy``: 30 % bad answers; see
 :mod:`devtools.simmodel`), time to the first story and to the last.
 
-Variants, same clusters, same prompt, same simulator (reset before each run):
+Variants, same articles, same simulator (reset before each run). Every peer does storywire's work inside
+its timed region (:mod:`bench.peers.common`): it clusters the articles with the default clustering,
+sends storywire's byte-identical request per cluster, checks the answers and regenerates as storywire
+does; the clustering time is printed apart. The variants:
 - the original system's ways: a sequential loop, ThreadPoolExecutor(3), asyncio.gather + Semaphore(5);
 - peers at their best: the oracle (gather + Semaphore(K), told the profile's capacity K) and gather of
   everything at once; both honour Retry-After, as every peer does; on ``cpu`` also Semaphore(2), so
-  that the static limits 1, 2, 3, 5 and all form a sweep;
+  that the static limits 1, 2, 3, 5 and all form a sweep; on ``sloppy`` also the oracle's schedule with
+  "no answer check" (it ships what it gets, as the peers did before they checked; not in the goals);
 - storywire with its shipped defaults, on a synthesizer started afresh for each profile: its Synthesize
   stream (articles in, stories out); on ``queue`` and ``sloppy`` a job through the three services, and
   on ``queue`` the same job again (every story from the cache).
 Ideal = the simulator's own model for a client that knows the backend (``bench.llmrun.ideal``);
-efficiency = ideal / wall. The oracle, the unbounded peer and the stream report the median of 3 runs
-(1 in quick mode), the others one run.
+efficiency = ideal / wall (the ideal counts the LLM calls only, not the clustering; on ``sloppy`` it
+counts the oracle's regenerations as a second round). The oracle, the unbounded peer and the stream
+report the median of 3 runs (1 in quick mode), the others one run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,41 +36,36 @@ from storywire.v1 import common_pb2, store_pb2, store_pb2_grpc
 from bench.env import BenchEnv
 from bench.llmrun import (
     StreamRun,
-    accepted,
     capacity,
     ideal,
     median_row,
+    passing,
     peer_first,
+    peer_notes,
+    regenerated_ideal,
     sim_notes,
     stream,
     timed,
 )
 from bench.peers import gather, oracle, sequential, threadpool
+from bench.peers.common import PeerRun, Work, cluster_articles, probe_plan
 from bench.procs import corpus_server, restart, settings_note, sim_reset, sim_stats, simulator, start_services
 from bench.report import Row
 from devtools.corpus.build import ROOT as SAMPLE
 from devtools.corpus.build import as_article, compose
 from runtime.stubs import StoreStub
-from services.synthesizer.clustering import Doc, cluster_docs
 from services.synthesizer.stories.prompt import SourceArticle
 
 PROFILES = ("queue", "cpu", "ratelimit", "sloppy")
 QUICK_CLUSTERS = 5
-Clusters = list[list[SourceArticle]]
+#: the sloppy profile's peer that checks nothing (not the oracle: the goals compare the checked one)
+UNCHECKED = "no answer check: gather + Semaphore(K={k})"
 #: storywire settings the scenario changes (none: every storywire row runs with the shipped ones)
 SETTINGS: dict[str, str] = {}
 
 
 def corpus_articles() -> list[common_pb2.Article]:
     return [as_article("http://sample.test" + item.path, item.title, item.text) for item in compose()]
-
-
-def peer_clusters(articles: list[common_pb2.Article]) -> Clusters:
-    docs = [Doc.of(a.id, a.title, a.text, a.content_hash) for a in articles]
-    return [
-        [SourceArticle(d.id, d.title, d.text, d.content_hash) for d in c.docs]
-        for c in cluster_docs(docs, 0.3)
-    ]
 
 
 async def run_job(store: StoreStub, urls: list[str], model: str) -> common_pb2.Job:
@@ -75,29 +76,29 @@ async def run_job(store: StoreStub, urls: list[str], model: str) -> common_pb2.J
     return (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
 
 
-def peers(
-    url: str, clusters: Clusters, model: str, profile: str
-) -> list[tuple[str, int, Callable[[], Awaitable[Any]]]]:
+def peers(url: str, work: Work, profile: str) -> list[tuple[str, int, Callable[[], Awaitable[PeerRun]]]]:
     """(variant, its runs' multiplier: 1 = every run / 0 = one run, call)."""
     k = capacity(profile)
-    out: list[tuple[str, int, Callable[[], Awaitable[Any]]]] = [
-        ("sequential loop", 0, lambda: asyncio.to_thread(sequential.run, url, clusters, model)),
-        ("ThreadPoolExecutor(3) (original)", 0,
-         lambda: asyncio.to_thread(threadpool.run, url, clusters, model)),
-        ("asyncio.gather + Semaphore(5)", 0, lambda: gather.run(url, clusters, model)),
-    ]  # fmt: skip
-    if profile == "cpu":
-        out.append(("plain gather + Semaphore(2)", 0, lambda: oracle.run(url, clusters, model, 2)))
-    out += [
-        (f"oracle: gather + Semaphore(K={k})", 1, lambda: oracle.run(url, clusters, model, k)),
-        ("unbounded gather (all at once)", 1, lambda: oracle.run(url, clusters, model, None)),
+    out: list[tuple[str, int, Callable[[], Awaitable[PeerRun]]]] = [
+        ("sequential loop", 0, lambda: asyncio.to_thread(sequential.run, url, work)),
+        ("ThreadPoolExecutor(3) (original)", 0, lambda: asyncio.to_thread(threadpool.run, url, work)),
+        ("asyncio.gather + Semaphore(5)", 0, lambda: gather.run(url, work)),
     ]
+    if profile == "cpu":
+        out.append(("plain gather + Semaphore(2)", 0, lambda: oracle.run(url, work, 2)))
+    out += [
+        (f"oracle: gather + Semaphore(K={k})", 1, lambda: oracle.run(url, work, k)),
+        ("unbounded gather (all at once)", 1, lambda: oracle.run(url, work, None)),
+    ]
+    if profile == "sloppy":
+        naive = Work(work.articles, work.model, work.plan, checked=False)
+        out.append((UNCHECKED.format(k=k), 1, lambda: oracle.run(url, naive, k)))
     return out
 
 
 async def run(env: BenchEnv) -> list[Row]:
     articles = corpus_articles()
-    clusters = peer_clusters(articles)
+    clusters = cluster_articles(articles)  # for the ideal; every peer clusters them again, timed
     e2e_ideal = {p: ideal(clusters, p)[1] for p in PROFILES}  # the job always covers the whole corpus
     if env.quick:  # a few clusters, their articles only
         clusters = clusters[:QUICK_CLUSTERS]
@@ -121,22 +122,35 @@ async def run(env: BenchEnv) -> list[Row]:
 
 async def one_profile(  # noqa: PLR0917
     env: BenchEnv, url: str, corpus: str, addresses: dict[str, str], articles: list[common_pb2.Article],
-    clusters: Clusters, profile: str, e2e_ideal: float,
+    clusters: list[list[SourceArticle]], profile: str, e2e_ideal: float,
 ) -> list[Row]:  # fmt: skip
     runs = 1 if env.quick else 3
     first_ideal, last_ideal = ideal(clusters, profile)
     model = f"seed-{profile}-{uuid.uuid4().hex[:6]}"
     n = len(clusters)
     rows: list[Row] = []
-    for variant, every_run, call in peers(url, clusters, model, profile):
+    work = Work(articles, model, await probe_plan(url))
+    oracle_runs: list[PeerRun] = []
+    for variant, every_run, call in peers(url, work, profile):
         walls, results, st = await timed(url, profile, runs if every_run else 1, call)
-        notes = sim_notes(st)
+        last = results[-1]
+        if variant.startswith("oracle"):
+            oracle_runs.append(last)
+        notes = f"{sim_notes(st)}; {peer_notes(results)}"
         if profile == "sloppy":
-            notes += (
-                f"; answers passing the checks {accepted(results[-1].texts, clusters)}/{n} (no regeneration)"
+            accepted = (
+                f"accepted LLM stories {len(last.stories) - last.fallbacks}/{len(last.stories)}"
+                if last.stories[0].work.checked
+                else f"answers passing the checks {passing(last)}/{len(last.stories)} (no check: all shipped)"
             )
-        rows.append(median_row("seed", f"{profile}: {variant}", walls, [peer_first(r) for r in results], n,
-                               last_ideal, notes))  # fmt: skip
+            notes += f"; {accepted}"
+        rows.append(median_row("seed", f"{profile}: {variant}", walls, [peer_first(r) for r in results],
+                               len(last.stories), last_ideal, notes))  # fmt: skip
+    if profile == "sloppy":  # the ideal of checked answers counts the regenerations (the oracle's)
+        oracle_run = next(r for r in oracle_runs if r.stories and r.stories[0].work.checked)
+        last_ideal = regenerated_ideal(last_ideal, oracle_run, profile)
+        for row in rows:
+            row.ideal_s = last_ideal if "no answer check" not in row.variant else row.ideal_s
     # storywire, on a synthesizer started afresh: one small warm-up stream first (a service is warm)
     sim_reset(url, profile=profile)
     synth = addresses["synthesizer"]
@@ -157,15 +171,20 @@ def storywire_row(  # noqa: PLR0917
 ) -> Row:  # fmt: skip
     last = results[-1]
     limits = "/".join(str(r.limit_after) for r in results)
+    cluster_ms = statistics.median(r.cluster_s for r in results) * 1000
     notes = f"{settings_note(SETTINGS)}; {sim_notes(st)}; limit after each run {limits}"
-    notes += f"; llm calls={last.llm_calls} grounding rejections={last.rejections} fallbacks={last.fallbacks}"
+    notes += (
+        f"; clustering {cluster_ms:.0f} ms; llm calls={last.llm_calls} "
+        f"grounding rejections={last.rejections} fallbacks={last.fallbacks}"
+    )
     if profile == "sloppy":
         notes += f"; accepted LLM stories {last.stories - last.fallbacks}/{n}"
     firsts = [r.first_s for r in results]
     variant = f"{profile}: storywire synthesizer (stream)"
     row = median_row("seed", variant, walls, firsts, last.stories, ideal_s, notes)
     oracle_row = next(r for r in peer_rows if "oracle" in r.variant)
-    best_first = min(peer_rows, key=lambda r: r.first_s or float("inf"))
+    checked = [r for r in peer_rows if "no answer check" not in r.variant]
+    best_first = min(checked, key=lambda r: r.first_s or float("inf"))
     row.notes += f"; oracle wall / this {oracle_row.wall_s / row.wall_s:.2f}"
     row.notes += (
         f"; best static first story {best_first.first_s:.2f} s ({best_first.variant.split(': ', 1)[1]})"
