@@ -20,7 +20,7 @@ from services.synthesizer.llm.limiter import AdaptiveLimiter
 from services.synthesizer.stories.prompt import parse_answer
 
 #: how long each answer's parse holds the caller's event loop (a slow grounding check)
-PARSE_SECONDS = 0.05
+PARSE_SECONDS = 0.2
 
 
 class ThreadedSim:
