@@ -53,7 +53,7 @@ async def test_cancelled_waiters_never_hold_a_slot() -> None:
 
 
 async def test_a_429_lowers_the_limit_before_a_waiter_is_let_in() -> None:
-    limiter = AdaptiveLimiter(4, 1, 64)
+    limiter = AdaptiveLimiter(4, 1, 64, probe=False)  # four permits at once, no cold-start probe
     permits = [await limiter.acquire() for _ in range(4)]
     waiter = asyncio.create_task(limiter.acquire())
     await asyncio.sleep(0)

@@ -6,6 +6,7 @@ fractional Retry-After (a rate window's end) holds every call until then. Behavi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -65,25 +66,29 @@ async def backend() -> AsyncIterator[Backend]:
         await runner.cleanup()
 
 
-def request(n: int) -> ChatRequest:
+def request(n: int, padding: int = 0) -> ChatRequest:
+    """A small cluster's prompt; ``padding`` sentences more make it the size of a seed-job cluster's
+    (40: about 900 prompt tokens), where the backend's work, not the HTTP round trip, sets the latency."""
     text = f"Article 1: Bridge {n} reopens\nThe bridge {n} reopened on Tuesday. Traffic resumed at 6am."
+    text += " The council met on Monday to discuss the bridge and the traffic plans." * padding
     return ChatRequest(f"sim-{n}", (("user", text),), 64, 0.0)
 
 
-async def batch(caller: ResilientCaller, first: int, n: int) -> list[int]:
+async def batch(caller: ResilientCaller, first: int, n: int, padding: int = 0) -> list[int]:
     """``n`` calls at once; the attempts each took."""
     answers = await asyncio.gather(
-        *(caller.call(request(i), parse_answer, Spent()) for i in range(first, first + n))
+        *(caller.call(request(i, padding), parse_answer, Spent()) for i in range(first, first + n))
     )
     return [a.attempts for a in answers]
 
 
 async def test_on_a_cpu_shaped_backend_the_limit_settles_at_one(backend: Backend) -> None:
     """llama.cpp on a few cores: n calls in service each take n times as long, so a second call only adds
-    latency. Sent in bursts with the shipped initial limit, the limiter finds 1 by itself within a few
+    latency. Sent in bursts with the shipped initial limit but no cold-start probe (as after a probe
+    that a vLLM-like backend passed, before it was swapped), the limiter finds 1 by itself within a few
     bursts (it needs one call alone to know the backend's speed) and stays there (a rare probe of 2)."""
     backend.sim.reset(profile="cpu")
-    limiter = AdaptiveLimiter(64, 1, 256)
+    limiter = AdaptiveLimiter(64, 1, 256, probe=False)
     caller = ResilientCaller(backend.client, limiter)
     for run in range(3):
         await batch(caller, 20 * run, 12)
@@ -101,15 +106,54 @@ async def test_on_a_cpu_shaped_backend_the_limit_settles_at_one(backend: Backend
 
 async def test_on_a_vllm_shaped_backend_the_limit_keeps_the_batch(backend: Backend) -> None:
     """vLLM: 16 sequences batched, each a little slower per sequence added (1.45x at 16): concurrency pays,
-    so the limit never drops below the batch."""
+    so once the cold start's probe has opened the limit (one call alone, then two together), it never
+    drops below the batch."""
     backend.sim.reset(profile="queue")
-    limiter = AdaptiveLimiter(64, 1, 256)
+    limiter = AdaptiveLimiter()
     caller = ResilientCaller(backend.client, limiter)
     for run in range(3):
         await batch(caller, 20 * run, 16)
-    lowest = min(limit for _, limit in limiter.history)
-    print(f"\nlowest limit {lowest}, max in service {backend.sim.stats.max_in_service}")
-    assert lowest >= 16
+    limits = [limit for _, limit in limiter.history]
+    print(f"\nlimits {limits[:6]}..., max in service {backend.sim.stats.max_in_service}")
+    assert limits[:3] == [1, 2, 64]
+    assert min(limits[2:]) >= 16
+    assert backend.sim.stats.max_in_service == 16
+
+
+async def test_a_cold_start_on_a_cpu_shaped_backend_never_has_more_than_two_in_service(
+    backend: Backend,
+) -> None:
+    """A fresh limiter with the shipped defaults does not send everything at once to a backend it does
+    not know: one call alone (its best), then two together, which on a CPU-shaped backend each take
+    about twice as long, so the limit stays at 1. Opening at 64 at once put the simulator's 4 slots to
+    work together, the first answer 4 calls late."""
+    backend.sim.reset(profile="cpu")
+    limiter = AdaptiveLimiter()
+    caller = ResilientCaller(backend.client, limiter)
+    await batch(caller, 0, 12, padding=40)
+    limits = [limit for _, limit in limiter.history]
+    print(f"\nlimits {limits}, max in service {backend.sim.stats.max_in_service}")
+    assert not limiter.probing
+    assert backend.sim.stats.max_in_service <= 2
+    assert limits[:3] == [1, 2, 1]
+    assert max(limits) <= 2
+
+
+async def test_a_cold_start_on_a_vllm_shaped_backend_sends_the_rest_at_once_after_two_round_trips(
+    backend: Backend,
+) -> None:
+    """The probe costs a batching backend two round trips, once: the first call alone, two together
+    (each barely slower), then all the other calls of the same burst at once."""
+    backend.sim.reset(profile="queue")
+    limiter = AdaptiveLimiter()
+    caller = ResilientCaller(backend.client, limiter)
+    await batch(caller, 0, 19, padding=40)
+    arrivals = [a.at for a in backend.arrivals]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    # the two waits for an answer (the first gap: a call alone) are the only long gaps between arrivals
+    long_gaps = [i for i, gap in enumerate(gaps) if gap > gaps[0] / 2]
+    print(f"\narrivals {len(arrivals)}, long gaps after arrivals {long_gaps}")
+    assert long_gaps == [0, 2]
     assert backend.sim.stats.max_in_service == 16
 
 
@@ -120,7 +164,7 @@ async def test_a_fractional_retry_after_holds_every_call_until_the_window_ends(b
     backend.sim.reset(
         profile="ratelimit", window_seconds=0.3, window_requests=1, tokens_per_second=0.0, latency=0.02
     )
-    limiter = AdaptiveLimiter(64, 1, 256)
+    limiter = AdaptiveLimiter(64, 1, 256, probe=False)  # a burst at once (the probe would send 1, then 2)
     caller = ResilientCaller(backend.client, limiter)
     attempts = await batch(caller, 0, 4)
     assert attempts == [1, 1, 1, 1]
@@ -142,7 +186,7 @@ async def test_a_fractional_retry_after_holds_every_call_until_the_window_ends(b
 
 
 async def test_a_pause_lets_no_permit_out_before_it_ends() -> None:
-    limiter = AdaptiveLimiter(4, 1, 4)
+    limiter = AdaptiveLimiter(4, 1, 4, probe=False)  # three permits at once, no cold-start probe
     loop = asyncio.get_running_loop()
     start = loop.time()
     limiter.pause(0.3)

@@ -20,6 +20,13 @@ only makes each call slower, so a limiter that waited for errors would keep it o
   down to 1/64 of a call per round trip) until the limit has held the level that was cut, so the
   limiter does not keep probing a level that already proved too much.
 
+A cold start probes before it opens up (``probe``, the default): on an unknown backend the first call
+runs alone (the backend's best), then two run together, and only if two are not each near twice as
+slow (the concurrency rule at c = 2) does the limit open to ``initial``. A CPU-bound backend is found
+after two round trips at a concurrency of at most 2, where opening at ``initial`` at once put every
+call in service together (llama.cpp: the first answer 4 calls late); a batching or rate-limited
+backend pays two round trips once in the life of the process.
+
 A 429 whose Retry-After has a fraction of a second is a rate window's precise end (HTTP's Retry-After
 is whole seconds; a server that says 0.63 has measured it): :meth:`AdaptiveLimiter.pause` lets no call
 start before then. A static limit (``static=True``) turns the adaptation off for users who want a fixed
@@ -119,12 +126,16 @@ class AdaptiveLimiter:
         tolerance: float = 2.0,
         backoff: float = 0.7,
         window: int = 64,
+        probe: bool = True,
     ) -> None:
         if not 1 <= minimum <= maximum:
             raise ValueError("need 1 <= minimum <= maximum")
         self.minimum, self.maximum, self.static = minimum, maximum, static
         self.tolerance, self.backoff = tolerance, backoff
-        self._limit = float(min(max(initial, minimum), maximum))
+        self._initial = float(min(max(initial, minimum), maximum))
+        #: the cold start's probe: one call alone, then two together, before the limit opens to initial
+        self._probing = probe and not static and minimum == 1 and self._initial > 2
+        self._limit = 1.0 if self._probing else self._initial
         self._slow_start = not static
         self._in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()  # callers waiting for a permit, in order
@@ -153,6 +164,11 @@ class AdaptiveLimiter:
         return max(self.minimum, int(self._limit))
 
     @property
+    def probing(self) -> bool:
+        """The cold start's probe is still under way (the limit is 1 or 2, not yet ``initial``)."""
+        return self._probing
+
+    @property
     def in_flight(self) -> int:
         return self._in_flight
 
@@ -174,6 +190,7 @@ class AdaptiveLimiter:
         Condition and notify_all, 1,000 queued clusters all woke on every completion (quadratic)."""
         if not self.busy:
             self._last_progress = time.monotonic()  # an idle spell is not a stall
+            self._settle()
         if not self._waiting() and self._may_start():
             self._take()
         else:
@@ -191,6 +208,14 @@ class AdaptiveLimiter:
                     self._grant()
                 raise
         return Permit(self, time.monotonic(), self.limit, self.area())
+
+    def _settle(self) -> None:
+        """Work arrives after an idle spell: a limit that has climbed back to a level the concurrency rule
+        cut is a probe, not a known capacity, so the new burst starts just below it (the additive increase
+        probes again within the burst). A probe at a burst's start would hold back its first answer: on a
+        CPU-bound backend the first two calls each take twice as long."""
+        if self._ceiling and self.limit >= self._ceiling:
+            self._set(self._ceiling - 1)
 
     def _waiting(self) -> bool:
         """A live caller waits for a permit. Waiters cancelled but not yet removed (their task has not
@@ -296,9 +321,11 @@ class AdaptiveLimiter:
                 self._want_solo = False
         if self.static:
             pass
+        elif self._probing:
+            self._probe(sample)
         elif (
             sample is not None
-            and len(self._costs) >= 4
+            and (len(self._costs) >= 4 or self._solo)  # a baseline: a few calls, or one call alone
             and (inflation := self._inflation(sample.costs())) > (allowed := self.allowed(sample.concurrency))
         ):
             self._latency_cut(inflation, allowed)
@@ -311,6 +338,22 @@ class AdaptiveLimiter:
             if self._ceiling and self.limit > self._ceiling:
                 self._step, self._ceiling = 1.0, 0  # the level that was cut holds now
         self._release()
+
+    def _probe(self, sample: Sample | None) -> None:
+        """The cold start: a call alone gives the backend's best, then two together tell whether a second
+        call buys throughput. Only a sample with its size informs; an answer without one (a body that is
+        not a completion) leaves the probe where it is."""
+        if sample is None:
+            return
+        if sample.concurrency < SOLO:
+            self._set(2)  # the best is known: let two run together
+            return
+        self._probing = False
+        inflation, allowed = self._inflation(sample.costs()), self.allowed(sample.concurrency)
+        if inflation > allowed:
+            self._latency_cut(inflation, allowed)  # a CPU-bound backend: stay at 1, probe 2 ever more rarely
+        else:
+            self._set(self._initial)  # two at once cost little more than one: open up, slow start goes on
 
     def _latency_cut(self, inflation: float, allowed: float) -> None:
         """Queueing at the backend, or concurrency that only adds latency: shrink towards what it really
@@ -336,7 +379,7 @@ class AdaptiveLimiter:
         before the permit is handed on, so no waiter is let in above it."""
         self.progressed()
         if not self.static:
-            self._slow_start = False
+            self._slow_start = self._probing = False  # a backend that serves fewer than the probe's two
             still_in_flight = self._in_flight - 1  # without this rejected call
             self._set(min(self._limit, max(still_in_flight, self.minimum)))
         self._release(completed=False)

@@ -1,0 +1,94 @@
+"""The limiter's cold start and burst start, on a fake clock (what a call measures is set by the test):
+one call alone, then two together, then open up or stay at 1; and a burst never starts with a probe of
+a level the concurrency rule cut."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from services.synthesizer.llm import limiter as limiter_module
+from services.synthesizer.llm.limiter import AdaptiveLimiter, Permit
+
+SOLO_SECONDS = 0.1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(limiter_module, "time", SimpleNamespace(monotonic=fake.monotonic))
+    return fake
+
+
+def served(clock: Clock, permits: list[Permit], slowdown: float) -> None:
+    """The permits' calls, started together, each answered after ``slowdown`` times a solo call."""
+    clock.now += SOLO_SECONDS * slowdown
+    for permit in permits:
+        permit.success(SOLO_SECONDS * slowdown, 500, 50)
+
+
+async def probe_pair(limiter: AdaptiveLimiter, clock: Clock, slowdown: float) -> None:
+    assert limiter.limit == 1
+    served(clock, [await limiter.acquire()], 1.0)  # alone: the backend's best
+    assert limiter.limit == 2
+    assert limiter.probing
+    served(clock, [await limiter.acquire(), await limiter.acquire()], slowdown)
+    assert not limiter.probing
+
+
+async def test_a_cpu_bound_backend_keeps_the_limit_at_one(clock: Clock) -> None:
+    limiter = AdaptiveLimiter()  # the shipped defaults
+    await probe_pair(limiter, clock, slowdown=2.0)  # two together: each twice as slow
+    assert limiter.limit == 1
+
+
+@pytest.mark.parametrize("slowdown", [1.0, 1.03, 1.3])
+async def test_a_backend_that_serves_two_in_parallel_opens_to_the_initial_limit(
+    clock: Clock, slowdown: float
+) -> None:
+    limiter = AdaptiveLimiter()
+    await probe_pair(limiter, clock, slowdown)
+    assert limiter.limit == 64
+    permits = [await asyncio.wait_for(limiter.acquire(), 1) for _ in range(64)]
+    assert limiter.in_flight == 64
+    served(clock, permits, 1.0)
+
+
+async def test_a_static_limit_or_a_minimum_above_one_does_not_probe(clock: Clock) -> None:
+    assert AdaptiveLimiter(8, 8, 8, static=True).limit == 8
+    assert AdaptiveLimiter(64, 4, 256).limit == 64
+    assert AdaptiveLimiter(64, 1, 256, probe=False).limit == 64
+
+
+async def test_a_burst_after_an_idle_spell_starts_below_a_level_that_was_cut(clock: Clock) -> None:
+    """The additive increase climbs back to a level the concurrency rule cut while the queue drains; the
+    next burst starts one below it, so its first answer is not held back by a probe (on a CPU-bound
+    backend two calls each take twice as long). The probe comes later, within the burst."""
+    limiter = AdaptiveLimiter()
+    await probe_pair(limiter, clock, slowdown=2.0)
+    assert limiter.limit == 1
+    while limiter.limit < 2:  # calls wait behind one in service: the limit grows, slowly, towards 2
+        permit = await limiter.acquire()
+        waiter = asyncio.create_task(limiter.acquire())
+        await asyncio.sleep(0)
+        served(clock, [permit], 1.0)
+        served(clock, [await asyncio.wait_for(waiter, 1)], 1.0)
+    assert limiter.in_flight == 0
+    clock.now += 60  # idle
+    first = await limiter.acquire()
+    assert limiter.limit == 1
+    second = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    assert not second.done(), "the burst's first call runs alone"
+    served(clock, [first], 1.0)
+    served(clock, [await asyncio.wait_for(second, 1)], 1.0)
