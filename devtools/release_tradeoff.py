@@ -48,6 +48,7 @@ class Measured:
     stories: int
     retired: int
     final: int
+    cluster_s: float  # seconds spent clustering (early releases and the final clustering)
 
 
 def sample_by_source() -> dict[str, list[common_pb2.Article]]:
@@ -127,8 +128,10 @@ async def measure(
         await engine.aclose()
     summary = responses[-1].summary
     stories = sum(1 for r in responses if r.WhichOneof("item") == "story")
-    return Measured(release_ms, session.first_story_s or total, total, summary.totals.llm_calls, stories,
-                    summary.retired_stories, len(summary.final_cluster_keys))  # fmt: skip
+    return Measured(
+        release_ms, session.first_story_s or total, total, summary.totals.llm_calls, stories,
+        summary.retired_stories, len(summary.final_cluster_keys), session.cluster_seconds,
+    )  # fmt: skip
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -147,12 +150,13 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         await runner.cleanup()
     print(f"{what}; simulator {args.slots} slots, {args.latency} s per call")
-    print("| release | time to first story | all stories | LLM calls | stories written | retired | final |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| release | time to first story | all stories | LLM calls | stories written | retired | final | "
+          "clustering |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for m in rows:
         label = f"{m.release_ms} ms (default)" if m.release_ms else "off (0)"
         print(f"| {label} | {m.first_story_s:.2f} s | {m.total_s:.2f} s | {m.llm_calls} | {m.stories} | "
-              f"{m.retired} | {m.final} |")  # fmt: skip
+              f"{m.retired} | {m.final} | {m.cluster_s:.2f} s |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -5,13 +5,16 @@ session decides when, and how many: :mod:`services.synthesizer.session`), the ar
 provisional cluster yet are clustered, and clusters that reach ``min_articles_per_story`` and are
 *settled* are released as *provisional*, up to a limit, the biggest first (their stories are written
 straight away: time to first story). Settled: no member has arrived for ``SETTLE_GAPS`` times the
-cluster's expected gap between members (the stream's active span, from its first to its latest article,
-divided by the cluster's size). A cluster whose event still trickles in keeps growing, and its
-provisional story would be retired: one LLM call for nothing. Under a steady stream the expected gap is
-long (a cluster of 5 in a 20 s stream: 4 s, so 24 s without a new member), so such clusters wait for
-the end; after a burst followed by a pause (a slow source) it is short, so they go at once. Only the
-first release may hand out a cluster that is not settled (the biggest, when none is): the first story
-comes early whatever the stream, at the cost of at most one retired story.
+cluster's expected gap between members: the stream's active span (its first to its latest article) over
+the cluster's size less one (``(size - 1) / span`` is the unbiased estimate of a Poisson rate from
+``size`` arrivals; ``size / span`` let a cluster whose members all came in a job's first feed pass after
+the second feed, and be retired at the end). A cluster whose event
+still trickles in keeps growing, and its provisional story would be retired: one LLM call for nothing.
+Under a steady stream the expected gap is long (a cluster of 5 in a 20 s stream: 5 s, so 30 s without a
+new member), so such clusters wait for the end; after a burst followed by a pause (a slow source) it is
+short, so they go at once. Only the first release may hand out a cluster that is not settled (the
+biggest, when none is): the first story comes early whatever the stream, at the cost of at most one
+retired story.
 
 When the input ends, ALL the stream's articles are clustered at once: these final clusters are the
 result, whatever the arrival timing. A provisional cluster whose key is a final cluster's key is
@@ -67,6 +70,7 @@ class StreamClusterer:
         self.received = 0  # messages, repeated ids included
         self._released: set[str] = set()  # ids in a provisional cluster
         self.held = 0  # clusters big enough for a story that the last release held back
+        self._held: list[tuple[float, int]] = []  # (last member's arrival, size) of each held cluster
         self.arrived: dict[str, float] = {}  # article id -> when it (last) arrived, on the caller's clock
         self._span: tuple[float, float] | None = None  # the stream's first and latest arrival
 
@@ -84,17 +88,32 @@ class StreamClusterer:
         if doc.id not in self._released:
             self.open[doc.id] = doc
 
+    def _settles_at(self, last_member: float, size: int) -> float:
+        """When a cluster is settled if nothing more arrives: its last member's arrival plus
+        ``SETTLE_GAPS`` expected gaps (the module docstring)."""
+        first, latest = self._span if self._span is not None else (0.0, 0.0)
+        return last_member + SETTLE_GAPS * (latest - first) / max(size - 1, 1)
+
+    def settles_at(self, cluster: Cluster) -> float:
+        return self._settles_at(max(self.arrived[d.id] for d in cluster.docs), len(cluster.docs))
+
     def settled(self, cluster: Cluster, now: float) -> bool:
-        """No member for ``SETTLE_GAPS`` expected gaps (the module docstring)."""
-        first, latest = self._span if self._span is not None else (now, now)
-        expected_gap = (latest - first) / len(cluster.docs)
-        last_member = max(self.arrived[d.id] for d in cluster.docs)
-        return now - last_member >= SETTLE_GAPS * expected_gap
+        return now >= self.settles_at(cluster)
+
+    def next_settle(self) -> float | None:
+        """The earliest time a cluster the last release held back is settled, with the span as it is now
+        (None: none held). Until then a release would hand out nothing that was held: articles that
+        arrived since widen the span or join a held cluster, so they make it settle later, not sooner;
+        the session skips such releases (a long job re-clustered everything open at each pause of its
+        input for nothing). A cluster made only of newer articles may settle sooner and waits: its story
+        comes later, at the end at the latest."""
+        return min((self._settles_at(last, size) for last, size in self._held), default=None)
 
     def release(self, limit: int | None = None, now: float = 0.0) -> list[Cluster]:
         """Provisional clusters among the open articles (those big enough and settled at ``now``), sorted
         by key: at most ``limit`` of them, the most settled first (the biggest, then the most cohesive);
-        the others stay open, counted in ``held``. The first release, when no cluster is settled, hands
+        the others stay open, counted in ``held`` (``next_settle``: when the first of them settles). The
+        first release, when no cluster is settled, hands
         out the biggest one anyway (time to first story)."""
         clusters = self.backend.cluster(list(self.open.values()), self.threshold)
         ready = sorted(
@@ -106,6 +125,10 @@ class StreamClusterer:
             candidates = ready[:1]
         chosen = candidates if limit is None else candidates[:limit]
         self.held = len(ready) - len(chosen)
+        taken = {c.key for c in chosen}
+        self._held = [
+            (max(self.arrived[d.id] for d in c.docs), len(c.docs)) for c in ready if c.key not in taken
+        ]
         for c in chosen:
             self.provisional[c.key] = c
             for d in c.docs:
