@@ -8,13 +8,12 @@ straight away: time to first story). Settled: no member has arrived for ``SETTLE
 cluster's expected gap between members: the stream's active span (its first to its latest article) over
 the cluster's size less one (``(size - 1) / span`` is the unbiased estimate of a Poisson rate from
 ``size`` arrivals; ``size / span`` let a cluster whose members all came in a job's first feed pass after
-the second feed, and be retired at the end). A cluster whose event
-still trickles in keeps growing, and its provisional story would be retired: one LLM call for nothing.
-Under a steady stream the expected gap is long (a cluster of 5 in a 20 s stream: 5 s, so 30 s without a
-new member), so such clusters wait for the end; after a burst followed by a pause (a slow source) it is
-short, so they go at once. Only the first release may hand out a cluster that is not settled (the
-biggest, when none is): the first story comes early whatever the stream, at the cost of at most one
-retired story.
+the second feed, and be retired at the end). A cluster whose event still trickles in keeps growing, and
+its provisional story would be retired: one LLM call for nothing. Under a steady stream the expected gap
+is long (a cluster of 5 in a 20 s stream: 5 s, so 30 s without a new member), so such clusters wait for
+the end; after a burst followed by a pause (a slow source) it is short, so they go at once. Only the
+first release may hand out a cluster that is not settled (the biggest, when none is): the first story
+comes early whatever the stream, at the cost of at most one retired story.
 
 When the input ends, ALL the stream's articles are clustered at once: these final clusters are the
 result, whatever the arrival timing. A provisional cluster whose key is a final cluster's key is
@@ -69,10 +68,15 @@ class StreamClusterer:
         self.provisional: dict[str, Cluster] = {}  # released before the end, by key
         self.received = 0  # messages, repeated ids included
         self._released: set[str] = set()  # ids in a provisional cluster
-        self.held = 0  # clusters big enough for a story that the last release held back
-        self._held: list[tuple[float, int]] = []  # (last member's arrival, size) of each held cluster
+        #: (last member's arrival, size) of each cluster big enough for a story that the last release held
+        self._held: list[tuple[float, int]] = []
         self.arrived: dict[str, float] = {}  # article id -> when it (last) arrived, on the caller's clock
         self._span: tuple[float, float] | None = None  # the stream's first and latest arrival
+
+    @property
+    def held(self) -> int:
+        """Clusters big enough for a story that the last release held back."""
+        return len(self._held)
 
     @property
     def seen(self) -> int:
@@ -113,8 +117,8 @@ class StreamClusterer:
         """Provisional clusters among the open articles (those big enough and settled at ``now``), sorted
         by key: at most ``limit`` of them, the most settled first (the biggest, then the most cohesive);
         the others stay open, counted in ``held`` (``next_settle``: when the first of them settles). The
-        first release, when no cluster is settled, hands
-        out the biggest one anyway (time to first story)."""
+        first release, when no cluster is settled, hands out the biggest one anyway (time to first
+        story)."""
         clusters = self.backend.cluster(list(self.open.values()), self.threshold)
         ready = sorted(
             (c for c in clusters if len(c.docs) >= self.min_size),
@@ -124,7 +128,6 @@ class StreamClusterer:
         if not candidates and not self.provisional:
             candidates = ready[:1]
         chosen = candidates if limit is None else candidates[:limit]
-        self.held = len(ready) - len(chosen)
         taken = {c.key for c in chosen}
         self._held = [
             (max(self.arrived[d.id] for d in c.docs), len(c.docs)) for c in ready if c.key not in taken
