@@ -7,7 +7,10 @@ story writer) against the LLM simulator on loopback, every source at once except
 
 ``python -m devtools.release_tradeoff [--delay 1.5] [--latency 0.2] [--slots 8] [--slow-feed SOURCE]``;
 ``--corpus dev-news`` reads the shared dev-news corpus in place (113 articles, 28 events, 6 feeds; slow
-feed ``6`` by default) instead.
+feed ``6`` by default) instead. ``--corpus synthetic [--articles 3000] [--feed 250] [--gap 0.6]`` is a
+long job instead: synthetic articles (10 per event, shuffled over feeds of ``--feed`` items), each feed
+``--gap`` seconds after the one before, so every event still grows until the last feed (the steady
+trickle of a long fetch).
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import random
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from storywire.v1 import common_pb2, synthesizer_pb2
 
 from devtools.corpus.build import as_article, compose
+from devtools.corpus.synthetic import synthetic_article
 from devtools.llmsim import SimConfig, start_simulator
 from runtime.logging import configure_logging
 from runtime.settings import load_settings
@@ -43,6 +48,7 @@ class Measured:
     stories: int
     retired: int
     final: int
+    cluster_s: float  # seconds spent clustering (early releases and the final clustering)
 
 
 def sample_by_source() -> dict[str, list[common_pb2.Article]]:
@@ -68,6 +74,27 @@ def devnews_by_source() -> dict[str, list[common_pb2.Article]]:
     return out
 
 
+def synthetic_feeds(articles: int, per_feed: int) -> list[list[common_pb2.Article]]:
+    """``articles`` synthetic articles (10 per event), shuffled as outlets mix events, in feeds of
+    ``per_feed`` (deterministic for a size)."""
+    out = []
+    for n in range(articles):
+        event, index = divmod(n, 10)
+        title, text = synthetic_article(event, index)
+        out.append(as_article(f"http://synthetic.test/a/{event}/{index}", title, text, None))
+    random.Random(articles).shuffle(out)  # noqa: S311 - a fixed order, not security
+    return [out[i : i + per_feed] for i in range(0, articles, per_feed)]
+
+
+async def trickle(feeds: list[list[common_pb2.Article]], gap: float) -> AsyncIterator[common_pb2.Article]:
+    """Each feed ``gap`` seconds after the one before; the input ends with the last feed."""
+    for n, feed in enumerate(feeds):
+        if n:
+            await asyncio.sleep(gap)
+        for a in feed:
+            yield a
+
+
 def _published(iso: str) -> dt.datetime:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
@@ -85,7 +112,7 @@ async def arrivals(
 
 
 async def measure(
-    by_source: dict[str, list[common_pb2.Article]], release_ms: int, slow: str, delay: float, sim_url: str
+    articles: Callable[[], AsyncIterator[common_pb2.Article]], release_ms: int, sim_url: str
 ) -> Measured:
     settings = load_settings(
         SynthesizerSettings, llm_base_url=sim_url, llm_model="sim-1", cluster_release_idle_ms=release_ms,
@@ -95,32 +122,41 @@ async def measure(
     try:
         session = engine.session(synthesizer_pb2.SynthesisConfig(job_id=f"release-{release_ms}"))
         started = time.perf_counter()
-        responses = [r async for r in session.run(arrivals(by_source, slow, delay))]
+        responses = [r async for r in session.run(articles())]
         total = time.perf_counter() - started
     finally:
         await engine.aclose()
     summary = responses[-1].summary
     stories = sum(1 for r in responses if r.WhichOneof("item") == "story")
-    return Measured(release_ms, session.first_story_s or total, total, summary.totals.llm_calls, stories,
-                    summary.retired_stories, len(summary.final_cluster_keys))  # fmt: skip
+    return Measured(
+        release_ms, session.first_story_s or total, total, summary.totals.llm_calls, stories,
+        summary.retired_stories, len(summary.final_cluster_keys), session.cluster_seconds,
+    )  # fmt: skip
 
 
 async def main(args: argparse.Namespace) -> None:
-    by_source = devnews_by_source() if args.corpus == "dev-news" else sample_by_source()
-    slow = args.slow_feed or ("6" if args.corpus == "dev-news" else "valmora-courier")
+    if args.corpus == "synthetic":
+        feeds = synthetic_feeds(args.articles, args.feed)
+        articles: Callable[[], AsyncIterator[common_pb2.Article]] = lambda: trickle(feeds, args.gap)  # noqa: E731
+        what = f"synthetic corpus, {args.articles} articles in feeds of {args.feed}, one every {args.gap} s"
+    else:
+        by_source = devnews_by_source() if args.corpus == "dev-news" else sample_by_source()
+        slow = args.slow_feed or ("6" if args.corpus == "dev-news" else "valmora-courier")
+        articles = lambda: arrivals(by_source, slow, args.delay)  # noqa: E731
+        what = f"{args.corpus} corpus, source {slow!r} {args.delay} s late"
     _, runner, url = await start_simulator(SimConfig(slots=args.slots, latency=args.latency))
     try:
-        rows = [await measure(by_source, ms, slow, args.delay, url) for ms in (500, 0)]
+        rows = [await measure(articles, ms, url) for ms in (500, 0)]
     finally:
         await runner.cleanup()
-    print(f"{args.corpus} corpus, source {slow!r} {args.delay} s late; simulator {args.slots} slots, "
-          f"{args.latency} s per call")  # fmt: skip
-    print("| release | time to first story | all stories | LLM calls | stories written | retired | final |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"{what}; simulator {args.slots} slots, {args.latency} s per call")
+    print("| release | time to first story | all stories | LLM calls | stories written | retired | final | "
+          "clustering |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for m in rows:
         label = f"{m.release_ms} ms (default)" if m.release_ms else "off (0)"
         print(f"| {label} | {m.first_story_s:.2f} s | {m.total_s:.2f} s | {m.llm_calls} | {m.stories} | "
-              f"{m.retired} | {m.final} |")  # fmt: skip
+              f"{m.retired} | {m.final} | {m.cluster_s:.2f} s |")  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -129,6 +165,9 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.2, help="simulator seconds per call")
     parser.add_argument("--slots", type=int, default=8, help="simulator parallel slots")
     parser.add_argument("--slow-feed", default="", help="the late source (sample: an outlet; dev-news: 1-6)")
-    parser.add_argument("--corpus", choices=["sample", "dev-news"], default="sample")
+    parser.add_argument("--corpus", choices=["sample", "dev-news", "synthetic"], default="sample")
+    parser.add_argument("--articles", type=int, default=3000, help="synthetic: articles (10 per event)")
+    parser.add_argument("--feed", type=int, default=250, help="synthetic: articles per feed")
+    parser.add_argument("--gap", type=float, default=0.6, help="synthetic: seconds between feeds")
     configure_logging("release-tradeoff", "WARNING", "console")
     asyncio.run(main(parser.parse_args()))

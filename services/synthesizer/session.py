@@ -9,11 +9,16 @@ confirmed, the others are retired (``StoryRetired``, after their story), final c
 get one, and articles in final clusters below ``min_articles_per_story`` are left out with that reason.
 
 Release rule: a provisional story whose cluster still grows costs an LLM call for nothing, and a slow
-source makes every cluster grow, so early releases start small and grow as the clustering proves
-stable. The first time the input has been quiet for ``release_idle``, one cluster is released (the
-biggest: the first story comes early); each release may hand out twice as many as the one before; while
-clusters big enough for a story are held back and nothing arrives, the next release waits twice as long
-as the last quiet period (any new article starts the wait from ``release_idle`` again).
+source or a long steady stream makes clusters grow, so early releases start small, grow as the
+clustering proves stable, and hand out only settled clusters (no member for a few times the cluster's
+expected gap between members: :mod:`services.synthesizer.clustering.stream`). The first time the input
+has been quiet for ``release_idle``, one cluster is released (the biggest settled one, or the biggest
+if none is: the first story comes early); each release may hand out twice as many as the one before;
+while clusters big enough for a story are held back (over the budget, or not settled yet) and nothing
+arrives, the next release waits twice as long as the last quiet period (any new article starts the wait
+from ``release_idle`` again), and never comes before the first held cluster can be settled (clustering
+everything still open at each pause of a long job's input, for nothing, cost more than the final
+clustering).
 
 Every cluster's story is a task that waits for a concurrency permit (the shared adaptive limiter, capped
 per job by ``max_concurrency``), so the backend always has as much work as the limit allows.
@@ -207,16 +212,23 @@ class SynthesisSession:
         budget = 1  # clusters the next early release may hand out
         quiet = idle  # how long the input must be quiet before the next early release
         pending = False  # articles arrived, or clusters were held back, since the last release
+        clock = asyncio.get_running_loop().time  # arrival times and the release's "now"
+        not_before: float | None = None  # no release before then (the first held cluster settles)
         while True:
             try:
                 if pending and idle > 0:
-                    async with asyncio.timeout(quiet):  # waits on the queue only, never on the input
+                    wait = quiet if not_before is None else max(quiet, not_before - clock())
+                    async with asyncio.timeout(wait):  # waits on the queue only, never on the input
                         item = await inbox.get()
                 else:
                     item = await inbox.get()
             except TimeoutError:
+                not_before = self.clusterer.next_settle()
+                if not_before is not None and not_before > clock():
+                    continue  # no held cluster is settled yet: this release would hand out nothing
                 # the input paused: what looks complete is written while the rest arrives
-                released = await self._cluster(functools.partial(self.clusterer.release, budget), "release")
+                release = functools.partial(self.clusterer.release, budget, clock())
+                released = await self._cluster(release, "release")
                 self._announce(released, provisional=True)
                 budget = budget * 2 if released else budget
                 pending = self.clusterer.held > 0
@@ -227,7 +239,7 @@ class SynthesisSession:
             if isinstance(item, BaseException):
                 raise item
             assert isinstance(item, common_pb2.Article)
-            self.clusterer.add(doc_of(item))
+            self.clusterer.add(doc_of(item), clock())
             pending, quiet = True, idle
         await self._finish()
 

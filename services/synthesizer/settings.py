@@ -71,8 +71,8 @@ class SynthesizerSettings(RedisSettings, AttemptSettings):
         ge=0,
         le=60_000,
         description="Release provisional stories when the input pauses this long: one cluster first, then up "
-        "to twice as many per release (0 = cluster only at its end); the final stories are always all the "
-        "articles clustered at once.",
+        "to twice as many settled clusters (no new article for a while) per release (0 = cluster only at its "
+        "end); the final stories are always all the articles clustered at once.",
     )
     cluster_backend: Literal["events", "tfidf", "embeddings"] = Field(
         default="events",
