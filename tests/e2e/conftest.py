@@ -7,8 +7,9 @@ import contextlib
 import datetime as dt
 import json
 import shutil
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import pytest
 from google.protobuf.json_format import MessageToDict
@@ -141,6 +142,26 @@ async def store(deployment: Deployment) -> AsyncIterator[Store]:
 async def submit(store: Store, urls: list[str], **options: object) -> common_pb2.Job:
     spec = common_pb2.JobSpec(urls=urls, options=common_pb2.JobOptions(**options), name="e2e")  # type: ignore[arg-type]
     return (await store.SubmitJob(store_pb2.SubmitJobRequest(spec=spec))).job
+
+
+async def first_story(store: Store, job_id: str) -> None:
+    """Return once the job has stored its first story."""
+    async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job_id)):
+        if event.WhichOneof("event") == "story":
+            return
+    raise AssertionError(f"job {job_id} ended without a story")
+
+
+@contextlib.contextmanager
+def simulator(deployment: Deployment, **changes: Any) -> Iterator[Simulator]:
+    """The deployment's LLM simulator with ``changes`` (faults, latency) on top of its settings, and
+    fresh counters; back to its settings as they were after."""
+    before = deployment.sim.config
+    deployment.sim.reset(**changes)
+    try:
+        yield deployment.sim
+    finally:
+        deployment.sim.reset(**asdict(before))
 
 
 async def events_until_end(store: Store, job_id: str) -> list[store_pb2.WatchJobResponse]:

@@ -14,16 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from storywire.v1 import common_pb2, store_pb2
+from storywire.v1 import common_pb2, store_pb2, synthesizer_pb2, synthesizer_pb2_grpc
 
 from cli.watch import follow
 from runtime.client import open_channel
-from tests.e2e.conftest import Deployment, Store, accounting_invariant, deploy, job_stories, submit
+from runtime.stubs import SynthesizerStub
+from tests.e2e.conftest import (
+    Deployment,
+    Store,
+    accounting_invariant,
+    deploy,
+    job_stories,
+    simulator,
+    store,
+    submit,
+)
 from tests.faults.record import FaultRow
 from tests.helpers import ServiceProcess, wait_serving
 
@@ -35,9 +45,13 @@ __all__ = [
     "Restart",
     "Store",
     "accounting_invariant",
+    "cache_stats",
     "fault_row",
     "restart",
     "run_job",
+    "simulator",
+    "store",
+    "tally",
 ]
 
 #: no fault case may take longer than this for its job (the whole suite must stay under 10 minutes)
@@ -119,6 +133,11 @@ class JobRun:
     def cluster_keys(self) -> set[str]:
         return {s.cluster_key for s in self.stories}
 
+    @property
+    def fallbacks(self) -> list[common_pb2.Story]:
+        """The stories the LLM did not write (extractive fallbacks)."""
+        return [s for s in self.stories if s.fallback]
+
 
 #: the fault-free run of a module's job
 Baseline = JobRun
@@ -161,6 +180,12 @@ async def run_job(
     return run, (watch.progress_after(fault_at) if fault_at is not None else None)
 
 
+def tally(expected: Iterable[str], stories: Iterable[common_pb2.Story]) -> tuple[int, int]:
+    """(lost, duplicated): clusters of ``expected`` without a story, and stories beyond one per key."""
+    keys = [s.cluster_key for s in stories]
+    return len(set(expected) - set(keys)), len(keys) - len(set(keys))
+
+
 def fault_row(
     case: str, baseline: Baseline, run: JobRun, recovery_s: float | None = None, notes: str = ""
 ) -> FaultRow:
@@ -169,13 +194,14 @@ def fault_row(
     outcome = state if run.job.state == common_pb2.JOB_STATE_DONE else f"{state}: {run.job.error}"
     if run.job.attempts > 1:
         notes = f"{run.job.attempts} attempts" + (f"; {notes}" if notes else "")
+    lost, duplicated = tally(baseline.cluster_keys, run.stories)
     return FaultRow(
         case=case,
         outcome=outcome,
         stories_expected=len(baseline.cluster_keys),
         stories_stored=len(run.cluster_keys),
-        lost=len(baseline.cluster_keys - run.cluster_keys),
-        duplicated=len(run.stories) - len(run.cluster_keys),
+        lost=lost,
+        duplicated=duplicated,
         extra_llm_calls=run.llm_calls - baseline.llm_calls,
         recovery_s=None if recovery_s is None else round(recovery_s, 2),
         extra_s=round(run.seconds - baseline.seconds, 2),
@@ -213,6 +239,14 @@ async def restart(deployment: Deployment, name: str, sig: int, timeout: float = 
     return Restart(signalled, exited, loop.time())
 
 
+async def cache_stats(deployment: Deployment) -> synthesizer_pb2.GetCacheStatsResponse:
+    """The synthesizer's cache stats: its concurrency limit and the LLM calls in flight."""
+    address = deployment.env["STORYWIRE_SYNTHESIZER_ADDRESS"]
+    async with open_channel(address, security=deployment.security) as channel:
+        stub: SynthesizerStub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
+        return await stub.GetCacheStats(synthesizer_pb2.GetCacheStatsRequest(), timeout=30)
+
+
 @pytest.fixture(scope="module")
 async def deployment(request: pytest.FixtureRequest) -> AsyncIterator[Deployment]:
     """A whole deployment of its own for the module, with the module's ``SIM_SETTINGS`` and
@@ -223,14 +257,6 @@ async def deployment(request: pytest.FixtureRequest) -> AsyncIterator[Deployment
             running.sim.reset(**sim_settings)
         running.corpus.latency = getattr(request.module, "CORPUS_LATENCY", 0.0)
         yield running
-
-
-@pytest.fixture
-async def store(deployment: Deployment) -> AsyncIterator[Store]:
-    async with open_channel(
-        deployment.env["STORYWIRE_STORE_ADDRESS"], security=deployment.security
-    ) as channel:
-        yield Store(channel)
 
 
 @pytest.fixture(scope="module")
@@ -245,4 +271,5 @@ async def baseline(deployment: Deployment) -> Baseline:
         run, _ = await run_job(deployment, Store(channel))
     assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
     assert len(run.stories) == len(run.cluster_keys) > 0
+    assert not run.fallbacks
     return run

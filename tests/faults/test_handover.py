@@ -14,8 +14,17 @@ from storywire.v1 import common_pb2, store_pb2
 
 from devtools.stack.proc import free_port
 from services.synthesizer.settings import SynthesizerSettings
-from tests.e2e.conftest import job_stories, submit
-from tests.faults.conftest import Baseline, Deployment, JobRun, JobWatch, Store, fault_row, run_job
+from tests.e2e.conftest import first_story, job_stories, submit
+from tests.faults.conftest import (
+    Baseline,
+    Deployment,
+    JobRun,
+    JobWatch,
+    Store,
+    fault_row,
+    run_job,
+    simulator,
+)
 from tests.faults.record import record
 from tests.helpers import ServiceProcess, wait_serving
 
@@ -142,21 +151,16 @@ async def test_a_second_replica_resumes_the_job_and_reuses_its_stories(
 
 
 async def test_a_cancel_stops_llm_calls_within_a_second(deployment: Deployment, store: Store) -> None:
-    deployment.sim.reset(slots=1, latency=0.5)
-    try:
+    with simulator(deployment, slots=1, latency=0.5):
         # one call at a time: a worker that noticed the cancel late would start the next one
         job = await submit(store, deployment.urls(), model="sim-cancel-latency", max_concurrency=1)
-        async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job.id)):
-            if event.WhichOneof("event") == "story":
-                break
+        await first_story(store, job.id)
         await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id, reason="test"))
         at_cancel = deployment.sim.stats.calls
         await asyncio.sleep(1.0)
         after_one_second = deployment.sim.stats.calls
         await asyncio.sleep(2.0)
         after_three_seconds = deployment.sim.stats.calls
-    finally:
-        deployment.sim.reset(**SIM_SETTINGS)
     assert after_one_second - at_cancel <= 1, "at most a call that started as the cancel was sent"
     assert after_three_seconds == after_one_second, "an LLM call started more than 1 s after the cancel"
     done = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
