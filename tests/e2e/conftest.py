@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from google.protobuf.json_format import MessageToDict
-from storywire.v1 import common_pb2, store_pb2
+from storywire.v1 import common_pb2, store_pb2, synthesizer_pb2, synthesizer_pb2_grpc
 
 from devtools.corpus.server import CorpusServer
 from devtools.llmsim import SimConfig, Simulator, start_simulator
@@ -22,6 +22,7 @@ from devtools.stack import Stack
 from devtools.stack.proc import free_port
 from runtime.client import ClientSecurity, open_channel
 from runtime.stubs import StoreAllStub as Store
+from runtime.stubs import SynthesizerStub
 
 __all__ = ["Store"]
 from tests.conftest import make_state_dir
@@ -144,12 +145,22 @@ async def submit(store: Store, urls: list[str], **options: object) -> common_pb2
     return (await store.SubmitJob(store_pb2.SubmitJobRequest(spec=spec))).job
 
 
-async def first_story(store: Store, job_id: str) -> None:
-    """Return once the job has stored its first story."""
+async def cache_stats(deployment: Deployment) -> synthesizer_pb2.GetCacheStatsResponse:
+    """The synthesizer's cache stats: its concurrency limit and the LLM calls in flight."""
+    address = deployment.env["STORYWIRE_SYNTHESIZER_ADDRESS"]
+    async with open_channel(address, security=deployment.security) as channel:
+        stub: SynthesizerStub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
+        return await stub.GetCacheStats(synthesizer_pb2.GetCacheStatsRequest(), timeout=30)
+
+
+async def stories_stored(store: Store, job_id: str, count: int = 1) -> None:
+    """Return once the job has stored ``count`` stories (provisional ones included)."""
+    stored = 0
     async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job_id)):
-        if event.WhichOneof("event") == "story":
+        stored += event.WhichOneof("event") == "story"
+        if stored >= count:
             return
-    raise AssertionError(f"job {job_id} ended without a story")
+    raise AssertionError(f"job {job_id} ended with {stored} of the {count} stories awaited")
 
 
 @contextlib.contextmanager

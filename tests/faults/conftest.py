@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from storywire.v1 import common_pb2, store_pb2, synthesizer_pb2, synthesizer_pb2_grpc
+from storywire.v1 import common_pb2, store_pb2
 
 from cli.watch import follow
 from runtime.client import open_channel
-from runtime.stubs import SynthesizerStub
 from tests.e2e.conftest import (
     Deployment,
     Store,
     accounting_invariant,
+    cache_stats,
     deploy,
     job_stories,
     simulator,
@@ -237,14 +237,6 @@ async def restart(deployment: Deployment, name: str, sig: int, timeout: float = 
     exited = loop.time()
     await wait_serving(deployment.start(name).address, timeout=timeout, security=deployment.security)
     return Restart(signalled, exited, loop.time())
-
-
-async def cache_stats(deployment: Deployment) -> synthesizer_pb2.GetCacheStatsResponse:
-    """The synthesizer's cache stats: its concurrency limit and the LLM calls in flight."""
-    address = deployment.env["STORYWIRE_SYNTHESIZER_ADDRESS"]
-    async with open_channel(address, security=deployment.security) as channel:
-        stub: SynthesizerStub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
-        return await stub.GetCacheStats(synthesizer_pb2.GetCacheStatsRequest(), timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from statistics import median
 import pytest
 from storywire.v1 import common_pb2, store_pb2, synthesizer_pb2
 
-from tests.e2e.conftest import first_story, submit
+from tests.e2e.conftest import stories_stored, submit
 from tests.faults.conftest import (
     Deployment,
     JobRun,
@@ -58,7 +58,7 @@ async def cancel_mid_synthesis(deployment: Deployment, store: Store, model: str)
     """Submit a job, cancel it once its first story is stored: its state after the cancel, and the LLM
     calls in flight or queued at the backend when the cancel was sent."""
     job = await submit(store, deployment.urls(), model=model)
-    await first_story(store, job.id)
+    await stories_stored(store, job.id)
     busy = deployment.sim.stats.in_service + deployment.sim.stats.queued
     await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id, reason="fault suite"))
     final = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job

@@ -14,7 +14,7 @@ from storywire.v1 import common_pb2, store_pb2
 
 from devtools.stack.proc import free_port
 from services.synthesizer.settings import SynthesizerSettings
-from tests.e2e.conftest import first_story, job_stories, submit
+from tests.e2e.conftest import job_stories, stories_stored, submit
 from tests.faults.conftest import (
     Baseline,
     Deployment,
@@ -154,7 +154,7 @@ async def test_a_cancel_stops_llm_calls_within_a_second(deployment: Deployment, 
     with simulator(deployment, slots=1, latency=0.5):
         # one call at a time: a worker that noticed the cancel late would start the next one
         job = await submit(store, deployment.urls(), model="sim-cancel-latency", max_concurrency=1)
-        await first_story(store, job.id)
+        await stories_stored(store, job.id)
         await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id, reason="test"))
         at_cancel = deployment.sim.stats.calls
         await asyncio.sleep(1.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 
 import pytest
 from storywire.v1 import common_pb2, store_pb2
@@ -34,46 +35,50 @@ def fetching(event: store_pb2.WatchJobResponse) -> bool:
     return kind == "progress" and progress.stage == common_pb2.STAGE_FETCH and progress.done >= 3
 
 
-def down(timing: Restart) -> str:
-    return f"exited {timing.exit_s:.1f} s after the signal, serving again after {timing.down_s:.1f} s"
+async def stopped_and_restarted(
+    deployment: Deployment,
+    store: Store,
+    baseline: Baseline,
+    *,
+    name: str,
+    sig: int,
+    when: Callable[[JobWatch], Awaitable[float]],
+    case: str,
+) -> None:
+    """Run the job, signal the ``name`` service once ``when`` returns and start it again on its port: the
+    job ends done with every story of the fault-free run, none twice."""
+    timing: list[Restart] = []
+
+    async def fault(watch: JobWatch) -> float:
+        await when(watch)
+        timing.append(await restart(deployment, name, sig))
+        return timing[-1].serving
+
+    run, recovery = await run_job(deployment, store, fault=fault)
+    exited = f"exited {timing[0].exit_s:.1f} s after the signal, serving again after {timing[0].down_s:.1f} s"
+    row = record(fault_row(f"{NAMES[sig]} {case}, restarted", baseline, run, recovery, exited))
+    assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
+    assert (row.lost, row.duplicated) == (0, 0), row
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=["kill-9", "sigterm"])
 async def test_fetcher_stopped_mid_fetch_and_restarted(
     deployment: Deployment, store: Store, baseline: Baseline, sig: int
 ) -> None:
-    timing: list[Restart] = []
-
-    async def fault(watch: JobWatch) -> float:
-        await watch.wait_for(fetching)
-        timing.append(await restart(deployment, "fetcher", sig))
-        return timing[-1].serving
-
-    run, recovery = await run_job(deployment, store, fault=fault)
-    row = record(
-        fault_row(f"{NAMES[sig]} fetcher mid-fetch, restarted", baseline, run, recovery, down(timing[0]))
-    )
-    assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
-    assert (row.lost, row.duplicated) == (0, 0), row
+    await stopped_and_restarted(
+        deployment, store, baseline, name="fetcher", sig=sig,
+        when=lambda watch: watch.wait_for(fetching), case="fetcher mid-fetch",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=["kill-9", "sigterm"])
 async def test_store_stopped_mid_job_and_restarted_on_its_port(
     deployment: Deployment, store: Store, baseline: Baseline, sig: int
 ) -> None:
-    timing: list[Restart] = []
-
-    async def fault(watch: JobWatch) -> float:
-        await watch.stories(2)
-        timing.append(await restart(deployment, "store", sig))
-        return timing[-1].serving
-
-    run, recovery = await run_job(deployment, store, fault=fault)
-    row = record(
-        fault_row(f"{NAMES[sig]} store mid-job, restarted", baseline, run, recovery, down(timing[0]))
-    )
-    assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
-    assert (row.lost, row.duplicated) == (0, 0), row
+    await stopped_and_restarted(
+        deployment, store, baseline, name="store", sig=sig,
+        when=lambda watch: watch.stories(2), case="store mid-job",
+    )  # fmt: skip
 
 
 async def test_fetcher_down_when_the_job_starts_is_waited_for(

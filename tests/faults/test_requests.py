@@ -22,7 +22,7 @@ from tests.edge.test_validation import BAD_SUBMISSIONS, CONTROL_CHARACTER_URLS
 from tests.faults.record import FaultRow, record
 from tests.fetcher.hostile import Hostile, hostile_cases
 from tests.fetcher.test_fetch import SSRF_CASES, hostile
-from tests.helpers import wait_serving
+from tests.helpers import serving_process
 
 __all__ = ["hostile", "servers"]  # fixtures
 
@@ -64,12 +64,8 @@ async def test_malformed_and_generated_requests_never_get_unknown(servers: Serve
 async def fetcher() -> AsyncIterator[ServiceProcess]:
     # the slowloris ends at 3 s instead of the default 20 s (tests/fetcher/test_defaults.py covers it)
     env = {"STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32", "STORYWIRE_FETCH_TIMEOUT_SECONDS": "3"}
-    proc = ServiceProcess("fetcher", env=env).start()
-    try:
-        await wait_serving(proc.address)
+    async with serving_process("fetcher", env) as proc:
         yield proc
-    finally:
-        proc.terminate()
 
 
 async def test_hostile_feeds_each_get_a_precise_error(fetcher: ServiceProcess, hostile: Hostile) -> None:
