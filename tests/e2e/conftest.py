@@ -3,11 +3,12 @@ loopback, the LLM simulator, and the three services as subprocesses."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -88,6 +89,37 @@ async def deploy(
         await corpus_runner.cleanup()
         stack.down()
         shutil.rmtree(state, ignore_errors=True)
+
+
+async def extra_synthesizer(env: Mapping[str, str]) -> ServiceProcess:
+    """A synthesizer with ``env`` as its settings on a port of its own, once it serves."""
+    port = free_port()
+    proc = ServiceProcess(
+        "synthesizer", env={**env, "STORYWIRE_SYNTHESIZER_PORT": str(port)}, port=port
+    ).start()
+    try:
+        await wait_serving(proc.address)
+    except BaseException:
+        await asyncio.to_thread(proc.terminate, 15)
+        raise
+    return proc
+
+
+@contextlib.asynccontextmanager
+async def synthesizer_replaced(
+    deployment: Deployment, env: Mapping[str, str]
+) -> AsyncIterator[ServiceProcess]:
+    """The deployment's synthesizer replaced, while the block runs, by one with ``env`` as its settings;
+    the deployment's own started again on its port after."""
+    await asyncio.to_thread(deployment.procs["synthesizer"].terminate, 15)
+    try:
+        worker = await extra_synthesizer(env)
+        try:
+            yield worker
+        finally:
+            await asyncio.to_thread(worker.terminate, 15)
+    finally:
+        await wait_serving(deployment.start("synthesizer").address)
 
 
 @pytest.fixture(scope="module")

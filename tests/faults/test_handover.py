@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import pytest
 from storywire.v1 import common_pb2, store_pb2
 
-from devtools.stack.proc import free_port
 from services.synthesizer.settings import SynthesizerSettings
-from tests.e2e.conftest import job_stories, stories_stored, submit
+from tests.e2e.conftest import extra_synthesizer, job_stories, stories_stored, submit
 from tests.faults.conftest import (
     Baseline,
     Deployment,
@@ -33,14 +32,6 @@ LEASE = SynthesizerSettings.model_fields["worker_lease_seconds"].default  # the 
 #: two LLM calls at a time of 0.5 s: the 14 clusters take several seconds, so a replica can be stopped
 #: after the second story with most of the job still to do
 SIM_SETTINGS = {"slots": 2, "latency": 0.5}
-
-
-async def second_replica(deployment: Deployment) -> ServiceProcess:
-    port = free_port()
-    env = {**deployment.env, "STORYWIRE_SYNTHESIZER_PORT": str(port)}
-    replica = ServiceProcess("synthesizer", env=env, port=port).start()
-    await wait_serving(replica.address)
-    return replica
 
 
 def snapshot(event: store_pb2.WatchJobResponse, attempt: int) -> bool:
@@ -84,7 +75,7 @@ async def stop_first_then_resume(deployment: Deployment, store: Store, sig: int)
 
     async def fault(watch: JobWatch) -> float:
         await watch.wait_for(lambda e: snapshot(e, 1))  # claimed by the only replica there is
-        replicas.append(await second_replica(deployment))  # it waits for a runnable job meanwhile
+        replicas.append(await extra_synthesizer(deployment.env))  # it waits for a runnable job meanwhile
         await watch.stories(2)
         before.update(e.story.cluster_key for _, e in watch.events if e.WhichOneof("event") == "story")
         signalled = asyncio.get_running_loop().time()
