@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import pytest
 from storywire.v1 import common_pb2, store_pb2
 
@@ -50,6 +52,7 @@ __all__ = [
     "restart",
     "run_job",
     "simulator",
+    "stalled",
     "store",
     "tally",
 ]
@@ -146,6 +149,24 @@ Baseline = JobRun
 Fault = Callable[[JobWatch], Coroutine[Any, Any, float | None]]
 
 
+async def stalled(deployment: Deployment, store: Store, job_ids: list[str], timeout: float) -> str:
+    """What the jobs that did not end in ``timeout`` seconds are doing, and the synthesizer's last log
+    lines."""
+    try:
+        jobs = [(await store.GetJob(store_pb2.GetJobRequest(job_id=i), timeout=10)).job for i in job_ids]
+    except grpc.aio.AioRpcError as exc:
+        jobs, states = [], f"the store did not say ({exc.code().name})"
+    else:
+        states = str(dict(Counter(common_pb2.JobState.Name(j.state) for j in jobs)))
+    detail = [
+        (j.id, common_pb2.JobState.Name(j.state), j.attempts, [(s.stage, s.done) for s in j.stages])
+        for j in jobs
+        if j.state < common_pb2.JOB_STATE_DONE
+    ][:5]
+    log = deployment.procs["synthesizer"].output()[-6000:]
+    return f"jobs not ended after {timeout:g} s: {states}; {detail}; sim {deployment.sim.stats}\n{log}"
+
+
 async def run_job(
     deployment: Deployment,
     store: Store,
@@ -168,7 +189,10 @@ async def run_job(
     address = deployment.env["STORYWIRE_STORE_ADDRESS"]
     following = follow(store, address, job.id, on_event=watch.add, say=print, reconnect_for=timeout)
     try:
-        await asyncio.wait_for(following, timeout)
+        try:
+            await asyncio.wait_for(following, timeout)
+        except TimeoutError:
+            pytest.fail(await stalled(deployment, store, [job.id], timeout))
         seconds = loop.time() - started
         fault_at = watch.fault_at = await asyncio.wait_for(injected, 5) if injected else None
     finally:

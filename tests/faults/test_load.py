@@ -5,32 +5,18 @@ the backend (the LLM calls are counted)."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 
 import pytest
 from storywire.v1 import common_pb2, store_pb2
 
 from tests.e2e.conftest import check_accounting, events_until_end, job_stories, submit
-from tests.faults.conftest import Baseline, Deployment, Store, cache_stats, tally
+from tests.faults.conftest import Baseline, Deployment, Store, cache_stats, stalled, tally
 from tests.faults.record import FaultRow, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 JOBS = 50
 #: distinct models: the first job of each needs the LLM for its clusters, the other jobs repeat its work
 MODELS = 10
-
-
-async def stalled(deployment: Deployment, store: Store, job_ids: list[str]) -> str:
-    """What the jobs that did not end are doing, and the synthesizer's last log lines."""
-    jobs = [(await store.GetJob(store_pb2.GetJobRequest(job_id=i))).job for i in job_ids]
-    states = Counter(common_pb2.JobState.Name(j.state) for j in jobs)
-    stuck = [j for j in jobs if j.state < common_pb2.JOB_STATE_DONE]
-    detail = [
-        (j.id, common_pb2.JobState.Name(j.state), j.attempts, [(s.stage, s.done) for s in j.stages])
-        for j in stuck[:5]
-    ]
-    log = deployment.procs["synthesizer"].output()[-6000:]
-    return f"jobs not done after 240 s: {dict(states)}; {detail}; sim {deployment.sim.stats}\n{log}"
 
 
 async def final(store: Store, job_id: str) -> common_pb2.Job:
@@ -49,7 +35,7 @@ async def test_fifty_concurrent_jobs(deployment: Deployment, store: Store, basel
     try:
         finals = await asyncio.wait_for(asyncio.gather(*(final(store, j.id) for j in submitted)), 240)
     except TimeoutError:
-        pytest.fail(await stalled(deployment, store, [j.id for j in submitted]))
+        pytest.fail(await stalled(deployment, store, [j.id for j in submitted], 240))
     seconds = loop.time() - started
     backend_calls = deployment.sim.stats.calls - calls
     stories = [await job_stories(store, job.id) for job in finals]
