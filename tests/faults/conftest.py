@@ -150,8 +150,8 @@ Fault = Callable[[JobWatch], Coroutine[Any, Any, float | None]]
 
 
 async def stalled(deployment: Deployment, store: Store, job_ids: list[str], timeout: float) -> str:
-    """What the jobs that did not end in ``timeout`` seconds are doing, and the synthesizer's last log
-    lines."""
+    """What the jobs that did not end in ``timeout`` seconds are doing, whether the services still run, the
+    LLM simulator's settings and counters, the corpus's counters and the services' last log lines."""
     try:
         jobs = [(await store.GetJob(store_pb2.GetJobRequest(job_id=i), timeout=10)).job for i in job_ids]
     except grpc.aio.AioRpcError as exc:
@@ -163,8 +163,19 @@ async def stalled(deployment: Deployment, store: Store, job_ids: list[str], time
         for j in jobs
         if j.state < common_pb2.JOB_STATE_DONE
     ][:5]
-    log = deployment.procs["synthesizer"].output()[-6000:]
-    return f"jobs not ended after {timeout:g} s: {states}; {detail}; sim {deployment.sim.stats}\n{log}"
+    processes = {
+        name: proc.proc.poll() if proc.proc else "not started" for name, proc in deployment.procs.items()
+    }
+    logs = "\n".join(
+        f"--- {name}'s last log lines\n{deployment.procs[name].output()[-chars:]}"
+        for name, chars in (("store", 2000), ("fetcher", 2000), ("synthesizer", 6000))
+    )
+    return (
+        f"jobs not ended after {timeout:g} s: {states}; {detail}\n"
+        f"service exit codes (None: running) {processes}\n"
+        f"sim settings {deployment.sim.config}\nsim {deployment.sim.stats}\n"
+        f"corpus latency {deployment.corpus.latency} s, {deployment.corpus.stats}\n{logs}"
+    )
 
 
 async def run_job(

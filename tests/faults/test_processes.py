@@ -103,3 +103,27 @@ async def test_fetcher_down_when_the_job_starts_is_waited_for(
     assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
     assert run.job.attempts == 1, run.watch.warnings
     assert (row.lost, row.duplicated) == (0, 0), row
+
+
+async def test_a_job_that_does_not_end_in_time_fails_saying_what_it_is_doing(
+    deployment: Deployment, store: Store
+) -> None:
+    """With no synthesizer the job stays queued: run_job's failure says so, with the services' exit codes,
+    the simulator's settings and counters and the synthesizer's last log lines (what a stalled job in a
+    full run needs to be explained after the fact)."""
+    synthesizer = deployment.procs["synthesizer"]
+    await asyncio.to_thread(synthesizer.terminate, 15)
+    try:
+        with pytest.raises(pytest.fail.Exception) as failed:
+            await run_job(deployment, store, timeout=2.0)
+    finally:
+        queued = store_pb2.ListJobsRequest(states=[common_pb2.JOB_STATE_QUEUED])
+        for job in (await store.ListJobs(queued)).jobs:
+            await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id, reason="test over"))
+        await wait_serving(deployment.start("synthesizer").address, security=deployment.security)
+    message = str(failed.value)
+    assert "jobs not ended after 2 s: {'JOB_STATE_QUEUED': 1}" in message, message
+    assert "'synthesizer': 0" in message, message  # its exit code: it was stopped, the job waits for one
+    assert f"slots={SIM_SETTINGS['slots']}, " in message, message
+    assert str(deployment.sim.stats) in message, message
+    assert synthesizer.output()[-300:] in message, message
