@@ -149,6 +149,16 @@ Baseline = JobRun
 Fault = Callable[[JobWatch], Coroutine[Any, Any, float | None]]
 
 
+def brief(event: Event) -> str:
+    """One watched event in a few words: a snapshot's state, a stage's progress, or its kind."""
+    kind = event.WhichOneof("event") or "?"
+    if kind == "snapshot":
+        return common_pb2.JobState.Name(event.snapshot.state)
+    if kind == "progress":
+        return f"{common_pb2.Stage.Name(event.progress.stage)} {event.progress.done}/{event.progress.total}"
+    return kind
+
+
 async def stalled(deployment: Deployment, store: Store, job_ids: list[str], timeout: float) -> str:
     """What the jobs that did not end in ``timeout`` seconds are doing, whether the services still run, the
     LLM simulator's settings and counters, the corpus's counters and the services' last log lines."""
@@ -203,7 +213,8 @@ async def run_job(
         try:
             await asyncio.wait_for(following, timeout)
         except TimeoutError:
-            pytest.fail(await stalled(deployment, store, [job.id], timeout))
+            seen = [(round(at - started, 1), brief(e)) for at, e in watch.events[-8:]]
+            pytest.fail(f"{await stalled(deployment, store, [job.id], timeout)}\nlast events watched: {seen}")
         seconds = loop.time() - started
         fault_at = watch.fault_at = await asyncio.wait_for(injected, 5) if injected else None
     finally:

@@ -127,3 +127,5 @@ async def test_a_job_that_does_not_end_in_time_fails_saying_what_it_is_doing(
     assert f"slots={SIM_SETTINGS['slots']}, " in message, message
     assert str(deployment.sim.stats) in message, message
     assert synthesizer.output()[-300:] in message, message
+    watched = message.partition("last events watched: ")[2]
+    assert watched.endswith("'JOB_STATE_QUEUED')]"), message  # the watch's snapshot and nothing after it
