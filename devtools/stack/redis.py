@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.stack.proc import StackError, pid_alive, port_open, terminate
+from devtools.stack.proc import StackError, port_open, running_pid, terminate
 
 
 def find_redis_server() -> Path | None:
@@ -48,11 +48,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return running_pid(self.pidfile)
 
     def start(self, timeout: float = 15.0) -> None:
         if self.pid() is not None:

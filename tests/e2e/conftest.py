@@ -3,16 +3,18 @@ loopback, the LLM simulator, and the three services as subprocesses."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
 import shutil
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import pytest
 from google.protobuf.json_format import MessageToDict
-from storywire.v1 import common_pb2, store_pb2
+from storywire.v1 import common_pb2, store_pb2, synthesizer_pb2, synthesizer_pb2_grpc
 
 from devtools.corpus.server import CorpusServer
 from devtools.llmsim import SimConfig, Simulator, start_simulator
@@ -21,6 +23,7 @@ from devtools.stack import Stack
 from devtools.stack.proc import free_port
 from runtime.client import ClientSecurity, open_channel
 from runtime.stubs import StoreAllStub as Store
+from runtime.stubs import SynthesizerStub
 
 __all__ = ["Store"]
 from tests.conftest import make_state_dir
@@ -88,6 +91,37 @@ async def deploy(
         shutil.rmtree(state, ignore_errors=True)
 
 
+async def extra_synthesizer(env: Mapping[str, str]) -> ServiceProcess:
+    """A synthesizer with ``env`` as its settings on a port of its own, once it serves."""
+    port = free_port()
+    proc = ServiceProcess(
+        "synthesizer", env={**env, "STORYWIRE_SYNTHESIZER_PORT": str(port)}, port=port
+    ).start()
+    try:
+        await wait_serving(proc.address)
+    except BaseException:
+        await asyncio.to_thread(proc.terminate, 15)
+        raise
+    return proc
+
+
+@contextlib.asynccontextmanager
+async def synthesizer_replaced(
+    deployment: Deployment, env: Mapping[str, str]
+) -> AsyncIterator[ServiceProcess]:
+    """The deployment's synthesizer replaced, while the block runs, by one with ``env`` as its settings;
+    the deployment's own started again on its port after."""
+    await asyncio.to_thread(deployment.procs["synthesizer"].terminate, 15)
+    try:
+        worker = await extra_synthesizer(env)
+        try:
+            yield worker
+        finally:
+            await asyncio.to_thread(worker.terminate, 15)
+    finally:
+        await wait_serving(deployment.start("synthesizer").address)
+
+
 @pytest.fixture(scope="module")
 async def deployment() -> AsyncIterator[Deployment]:
     async with deploy() as running:
@@ -141,6 +175,36 @@ async def store(deployment: Deployment) -> AsyncIterator[Store]:
 async def submit(store: Store, urls: list[str], **options: object) -> common_pb2.Job:
     spec = common_pb2.JobSpec(urls=urls, options=common_pb2.JobOptions(**options), name="e2e")  # type: ignore[arg-type]
     return (await store.SubmitJob(store_pb2.SubmitJobRequest(spec=spec))).job
+
+
+async def cache_stats(deployment: Deployment) -> synthesizer_pb2.GetCacheStatsResponse:
+    """The synthesizer's cache stats: its concurrency limit and the LLM calls in flight."""
+    address = deployment.env["STORYWIRE_SYNTHESIZER_ADDRESS"]
+    async with open_channel(address, security=deployment.security) as channel:
+        stub: SynthesizerStub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
+        return await stub.GetCacheStats(synthesizer_pb2.GetCacheStatsRequest(), timeout=30)
+
+
+async def stories_stored(store: Store, job_id: str, count: int = 1) -> None:
+    """Return once the job has stored ``count`` stories (provisional ones included)."""
+    stored = 0
+    async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job_id)):
+        stored += event.WhichOneof("event") == "story"
+        if stored >= count:
+            return
+    raise AssertionError(f"job {job_id} ended with {stored} of the {count} stories awaited")
+
+
+@contextlib.contextmanager
+def simulator(deployment: Deployment, **changes: Any) -> Iterator[Simulator]:
+    """The deployment's LLM simulator with ``changes`` (faults, latency) on top of its settings, and
+    fresh counters; back to its settings as they were after."""
+    before = deployment.sim.config
+    deployment.sim.reset(**changes)
+    try:
+        yield deployment.sim
+    finally:
+        deployment.sim.reset(**asdict(before))
 
 
 async def events_until_end(store: Store, job_id: str) -> list[store_pb2.WatchJobResponse]:

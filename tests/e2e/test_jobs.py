@@ -8,7 +8,15 @@ import signal
 import pytest
 from storywire.v1 import common_pb2, store_pb2
 
-from tests.e2e.conftest import Deployment, Store, events_until_end, job_stories, submit
+from tests.e2e.conftest import (
+    Deployment,
+    Store,
+    events_until_end,
+    job_stories,
+    simulator,
+    stories_stored,
+    submit,
+)
 from tests.helpers import wait_serving
 
 pytestmark = pytest.mark.integration
@@ -63,21 +71,14 @@ async def test_job_runs_end_to_end_and_a_rerun_makes_no_llm_call(
 
 
 async def test_kill_9_synthesizer_mid_job_then_restart(deployment: Deployment, store: Store) -> None:
-    deployment.sim.reset(slots=2, latency=1.0)  # 14 clusters now take about 7 s
-    try:
+    with simulator(deployment, slots=2, latency=1.0):  # 14 clusters now take about 7 s
         # a model name not used before, so nothing comes from the cache on the first attempt
         job = await submit(store, deployment.urls(), model="sim-kill")
-        stored = 0
-        async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job.id)):
-            stored += event.WhichOneof("event") == "story"
-            if stored >= 2:
-                break
+        await stories_stored(store, job.id, 2)
         deployment.procs["synthesizer"].signal(signal.SIGKILL)
         deployment.procs["synthesizer"].wait(timeout=10)
         await wait_serving(deployment.start("synthesizer").address)
         await asyncio.wait_for(events_until_end(store, job.id), 90)
-    finally:
-        deployment.sim.reset(slots=8, latency=0.2)
     done = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
     assert done.state == common_pb2.JOB_STATE_DONE, done.error
     assert done.attempts == 2
@@ -88,19 +89,15 @@ async def test_kill_9_synthesizer_mid_job_then_restart(deployment: Deployment, s
 
 
 async def test_cancel_stops_the_job(deployment: Deployment, store: Store) -> None:
-    deployment.sim.reset(slots=1, latency=1.0)
-    try:
+    with simulator(deployment, slots=1, latency=1.0):
         job = await submit(store, deployment.urls(), model="sim-cancel")
-        async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job.id)):
-            if event.WhichOneof("event") == "story":
-                break
+        await stories_stored(store, job.id)
         await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id, reason="test"))
         calls_at_cancel = deployment.sim.stats.calls
         await asyncio.sleep(3)
-    finally:
-        deployment.sim.reset(slots=8, latency=0.2)
+        calls_after = deployment.sim.stats.calls  # before the simulator's counters are reset
     done = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
     assert done.state == common_pb2.JOB_STATE_CANCELLED
     assert len(await job_stories(store, job.id)) < 14
     # at most the calls already in flight (and those admitted in the next progress round) finish
-    assert deployment.sim.stats.calls - calls_at_cancel <= 2
+    assert calls_after - calls_at_cancel <= 2

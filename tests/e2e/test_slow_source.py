@@ -12,9 +12,7 @@ from aiohttp import web
 from storywire.v1 import common_pb2, store_pb2
 
 from devtools.corpus.server import CorpusServer
-from devtools.stack.proc import free_port
-from tests.e2e.conftest import Deployment, Store, events_until_end, job_stories, submit
-from tests.helpers import ServiceProcess, wait_serving
+from tests.e2e.conftest import Deployment, Store, events_until_end, job_stories, submit, synthesizer_replaced
 
 pytestmark = pytest.mark.integration
 SLOW_FEED = "/feeds/valmora-courier.xml"
@@ -33,17 +31,9 @@ class SlowFeedCorpus(CorpusServer):
 @pytest.fixture
 async def default_release(deployment: Deployment) -> AsyncIterator[None]:
     """The deployment's synthesizer replaced by one with every release setting at its default."""
-    await asyncio.to_thread(deployment.procs["synthesizer"].terminate, 15)
-    port = free_port()
     env = {k: v for k, v in deployment.env.items() if k != "STORYWIRE_CLUSTER_RELEASE_IDLE_MS"}
-    worker = ServiceProcess("synthesizer", env={**env, "STORYWIRE_SYNTHESIZER_PORT": str(port)}, port=port)
-    worker.start()
-    try:
-        await wait_serving(worker.address)
+    async with synthesizer_replaced(deployment, env):
         yield
-    finally:
-        await asyncio.to_thread(worker.terminate, 15)
-        await wait_serving(deployment.start("synthesizer").address)
 
 
 @pytest.mark.usefixtures("default_release")

@@ -8,13 +8,11 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import grpc
 import pytest
-from storywire.v1 import common_pb2, store_pb2, synthesizer_pb2, synthesizer_pb2_grpc
+from storywire.v1 import common_pb2, store_pb2
 
-from runtime.stubs import SynthesizerStub
 from tests.e2e import devnews
-from tests.e2e.conftest import Deployment, Store, job_stories, submit
+from tests.e2e.conftest import Deployment, Store, cache_stats, job_stories, simulator, submit
 from tests.synthesizer.sessionkit import until
 
 pytestmark = pytest.mark.integration
@@ -111,22 +109,17 @@ async def test_an_event_whose_articles_arrive_3_s_apart_ends_in_one_story(store:
 async def test_cancelled_jobs_then_the_same_job_stores_a_story_for_every_cluster(
     deployment: Deployment, store: Store
 ) -> None:
-    deployment.sim.reset(latency=1.0)  # LLM calls in flight when the jobs are cancelled
-    try:
+    with simulator(deployment, latency=1.0):  # LLM calls in flight when the jobs are cancelled
         cancelled = [await submit(store, deployment.urls(), model="sim-cancel") for _ in range(2)]
         await asyncio.sleep(0.6)  # the scenario of the issue: cancelled 0.6 s after submission
         await until(lambda: deployment.sim.stats.in_service > 0, what="a call at the LLM")
         for job in cancelled:
             await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id))
         rerun = await run_job(store, deployment.urls(), model="sim-cancel")
-    finally:
-        deployment.sim.reset(latency=0.2)
     assert len(rerun.stories) == 14, "a story for every cluster"
     assert len({s.cluster_key for s in rerun.stories}) == 14
     assert not any(s.fallback for s in rerun.stories)
     synth = next(st for st in rerun.job.stages if st.stage == S.STAGE_SYNTHESIZE)
     assert synth.done >= 14
-    async with grpc.aio.insecure_channel(deployment.env["STORYWIRE_SYNTHESIZER_ADDRESS"]) as channel:
-        stub: SynthesizerStub = synthesizer_pb2_grpc.SynthesizerServiceStub(channel)
-        stats = await stub.GetCacheStats(synthesizer_pb2.GetCacheStatsRequest())
+    stats = await cache_stats(deployment)
     assert stats.in_flight == 0, "a cancelled job's LLM permits must come back"

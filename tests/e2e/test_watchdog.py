@@ -11,10 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 from storywire.v1 import common_pb2, store_pb2
 
-from devtools.stack.proc import free_port
-from tests.e2e.conftest import Deployment, Store, events_until_end, job_stories, submit
+from tests.e2e.conftest import Deployment, Store, events_until_end, job_stories, submit, synthesizer_replaced
 from tests.e2e.proxy import StoreProxy
-from tests.helpers import ServiceProcess, wait_serving
 
 pytestmark = pytest.mark.integration
 WATCHDOG = 3.0  # seconds; the default (20 s) has its own unit test in tests/pipeline/test_watchdog.py
@@ -24,22 +22,16 @@ WATCHDOG = 3.0  # seconds; the default (20 s) has its own unit test in tests/pip
 async def behind_proxy(deployment: Deployment) -> AsyncIterator[StoreProxy]:
     """The deployment's synthesizer replaced by one that reaches the store through the proxy."""
     proxy = await StoreProxy(deployment.env["STORYWIRE_STORE_ADDRESS"]).start()
-    await asyncio.to_thread(deployment.procs["synthesizer"].terminate, 15)
-    port = free_port()
     env = {
         **deployment.env,
-        "STORYWIRE_SYNTHESIZER_PORT": str(port),
         "STORYWIRE_STORE_ADDRESS": proxy.address,
         "STORYWIRE_WORKER_STREAM_WATCHDOG_SECONDS": str(WATCHDOG),
     }
-    worker = ServiceProcess("synthesizer", env=env, port=port).start()
     try:
-        await wait_serving(worker.address)
-        yield proxy
+        async with synthesizer_replaced(deployment, env):
+            yield proxy
     finally:
-        await asyncio.to_thread(worker.terminate, 15)
         await proxy.stop()
-        await wait_serving(deployment.start("synthesizer").address)
 
 
 def stalls(events: list[store_pb2.WatchJobResponse]) -> list[float]:

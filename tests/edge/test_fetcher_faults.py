@@ -13,7 +13,7 @@ from storywire.v1 import fetcher_pb2, fetcher_pb2_grpc
 from devtools.services import ServiceProcess, dev_channel
 from runtime.stubs import FetcherStub
 from tests.fetcher.hostile import serve
-from tests.helpers import wait_serving
+from tests.helpers import serving_process
 
 pytestmark = pytest.mark.integration
 
@@ -67,12 +67,8 @@ async def origin() -> AsyncIterator[str]:
 
 @pytest.fixture(scope="module")
 async def fetcher() -> AsyncIterator[ServiceProcess]:
-    proc = ServiceProcess("fetcher", env={"STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32"}).start()
-    try:
-        await wait_serving(proc.address)
+    async with serving_process("fetcher", {"STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32"}) as proc:
         yield proc
-    finally:
-        proc.terminate()
 
 
 async def fetch(proc: ServiceProcess, urls: list[str]) -> list[fetcher_pb2.FetchResponse]:

@@ -14,16 +14,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import pytest
 from storywire.v1 import common_pb2, store_pb2
 
 from cli.watch import follow
 from runtime.client import open_channel
-from tests.e2e.conftest import Deployment, Store, accounting_invariant, deploy, job_stories, submit
+from tests.e2e.conftest import (
+    Deployment,
+    Store,
+    accounting_invariant,
+    cache_stats,
+    deploy,
+    job_stories,
+    simulator,
+    store,
+    submit,
+)
 from tests.faults.record import FaultRow
 from tests.helpers import ServiceProcess, wait_serving
 
@@ -35,9 +47,14 @@ __all__ = [
     "Restart",
     "Store",
     "accounting_invariant",
+    "cache_stats",
     "fault_row",
     "restart",
     "run_job",
+    "simulator",
+    "stalled",
+    "store",
+    "tally",
 ]
 
 #: no fault case may take longer than this for its job (the whole suite must stay under 10 minutes)
@@ -119,12 +136,56 @@ class JobRun:
     def cluster_keys(self) -> set[str]:
         return {s.cluster_key for s in self.stories}
 
+    @property
+    def fallbacks(self) -> list[common_pb2.Story]:
+        """The stories the LLM did not write (extractive fallbacks)."""
+        return [s for s in self.stories if s.fallback]
+
 
 #: the fault-free run of a module's job
 Baseline = JobRun
 #: a fault injected during a job: given the job's watch, returns the loop time from which recovery is
 #: measured (the fault, or the service coming back), or None
 Fault = Callable[[JobWatch], Coroutine[Any, Any, float | None]]
+
+
+def brief(event: Event) -> str:
+    """One watched event in a few words: a snapshot's state, a stage's progress, or its kind."""
+    kind = event.WhichOneof("event") or "?"
+    if kind == "snapshot":
+        return common_pb2.JobState.Name(event.snapshot.state)
+    if kind == "progress":
+        return f"{common_pb2.Stage.Name(event.progress.stage)} {event.progress.done}/{event.progress.total}"
+    return kind
+
+
+async def stalled(deployment: Deployment, store: Store, job_ids: list[str], timeout: float) -> str:
+    """What the jobs that did not end in ``timeout`` seconds are doing, whether the services still run, the
+    LLM simulator's settings and counters, the corpus's counters and the services' last log lines."""
+    try:
+        jobs = [(await store.GetJob(store_pb2.GetJobRequest(job_id=i), timeout=10)).job for i in job_ids]
+    except grpc.aio.AioRpcError as exc:
+        jobs, states = [], f"the store did not say ({exc.code().name})"
+    else:
+        states = str(dict(Counter(common_pb2.JobState.Name(j.state) for j in jobs)))
+    detail = [
+        (j.id, common_pb2.JobState.Name(j.state), j.attempts, [(s.stage, s.done) for s in j.stages])
+        for j in jobs
+        if j.state < common_pb2.JOB_STATE_DONE
+    ][:5]
+    processes = {
+        name: proc.proc.poll() if proc.proc else "not started" for name, proc in deployment.procs.items()
+    }
+    logs = "\n".join(
+        f"--- {name}'s last log lines\n{deployment.procs[name].output()[-chars:]}"
+        for name, chars in (("store", 2000), ("fetcher", 2000), ("synthesizer", 6000))
+    )
+    return (
+        f"jobs not ended after {timeout:g} s: {states}; {detail}\n"
+        f"service exit codes (None: running) {processes}\n"
+        f"sim settings {deployment.sim.config}\nsim {deployment.sim.stats}\n"
+        f"corpus latency {deployment.corpus.latency} s, {deployment.corpus.stats}\n{logs}"
+    )
 
 
 async def run_job(
@@ -149,7 +210,11 @@ async def run_job(
     address = deployment.env["STORYWIRE_STORE_ADDRESS"]
     following = follow(store, address, job.id, on_event=watch.add, say=print, reconnect_for=timeout)
     try:
-        await asyncio.wait_for(following, timeout)
+        try:
+            await asyncio.wait_for(following, timeout)
+        except TimeoutError:
+            seen = [(round(at - started, 1), brief(e)) for at, e in watch.events[-8:]]
+            pytest.fail(f"{await stalled(deployment, store, [job.id], timeout)}\nlast events watched: {seen}")
         seconds = loop.time() - started
         fault_at = watch.fault_at = await asyncio.wait_for(injected, 5) if injected else None
     finally:
@@ -161,6 +226,12 @@ async def run_job(
     return run, (watch.progress_after(fault_at) if fault_at is not None else None)
 
 
+def tally(expected: Iterable[str], stories: Iterable[common_pb2.Story]) -> tuple[int, int]:
+    """(lost, duplicated): clusters of ``expected`` without a story, and stories beyond one per key."""
+    keys = [s.cluster_key for s in stories]
+    return len(set(expected) - set(keys)), len(keys) - len(set(keys))
+
+
 def fault_row(
     case: str, baseline: Baseline, run: JobRun, recovery_s: float | None = None, notes: str = ""
 ) -> FaultRow:
@@ -169,13 +240,14 @@ def fault_row(
     outcome = state if run.job.state == common_pb2.JOB_STATE_DONE else f"{state}: {run.job.error}"
     if run.job.attempts > 1:
         notes = f"{run.job.attempts} attempts" + (f"; {notes}" if notes else "")
+    lost, duplicated = tally(baseline.cluster_keys, run.stories)
     return FaultRow(
         case=case,
         outcome=outcome,
         stories_expected=len(baseline.cluster_keys),
         stories_stored=len(run.cluster_keys),
-        lost=len(baseline.cluster_keys - run.cluster_keys),
-        duplicated=len(run.stories) - len(run.cluster_keys),
+        lost=lost,
+        duplicated=duplicated,
         extra_llm_calls=run.llm_calls - baseline.llm_calls,
         recovery_s=None if recovery_s is None else round(recovery_s, 2),
         extra_s=round(run.seconds - baseline.seconds, 2),
@@ -225,14 +297,6 @@ async def deployment(request: pytest.FixtureRequest) -> AsyncIterator[Deployment
         yield running
 
 
-@pytest.fixture
-async def store(deployment: Deployment) -> AsyncIterator[Store]:
-    async with open_channel(
-        deployment.env["STORYWIRE_STORE_ADDRESS"], security=deployment.security
-    ) as channel:
-        yield Store(channel)
-
-
 @pytest.fixture(scope="module")
 async def baseline(deployment: Deployment) -> Baseline:
     """The module's job run without any fault (after the module's settings took effect), on a warm
@@ -245,4 +309,5 @@ async def baseline(deployment: Deployment) -> Baseline:
         run, _ = await run_job(deployment, Store(channel))
     assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
     assert len(run.stories) == len(run.cluster_keys) > 0
+    assert not run.fallbacks
     return run

@@ -5,27 +5,25 @@ asserts the behaviour and only a generous time bound, the 10 % goal is read from
 from __future__ import annotations
 
 import asyncio
+import signal
+from statistics import median
 
 import pytest
 from storywire.v1 import common_pb2, store_pb2, synthesizer_pb2
 
-from tests.faults._load_fixtures import (
+from tests.e2e.conftest import stories_stored, submit
+from tests.faults.conftest import (
     Deployment,
     JobRun,
     Store,
     cache_stats,
-    deployment,
-    fresh_synthesizer,
-    median,
+    restart,
     run_job,
     simulator,
-    store,
     tally,
 )
 from tests.faults.record import FaultRow, record
 from tests.synthesizer.sessionkit import until
-
-__all__ = ["deployment", "store"]  # fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 CANCELLED = 20
@@ -41,9 +39,9 @@ async def backend_idle(deployment: Deployment) -> None:
     await until(lambda: stats.in_service == 0 and stats.queued == 0, timeout=30, what="an idle backend")
 
 
-async def timed(deployment: Deployment, store: Store, model: str) -> JobRun:
+async def timed(deployment: Deployment, store: Store) -> JobRun:
     await backend_idle(deployment)
-    run = await run_job(deployment, store, model=model)
+    run, _ = await run_job(deployment, store)
     assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
     return run
 
@@ -59,18 +57,8 @@ async def no_call_in_flight(deployment: Deployment) -> synthesizer_pb2.GetCacheS
 async def cancel_mid_synthesis(deployment: Deployment, store: Store, model: str) -> tuple[int, int]:
     """Submit a job, cancel it once its first story is stored: its state after the cancel, and the LLM
     calls in flight or queued at the backend when the cancel was sent."""
-    job = (
-        await store.SubmitJob(
-            store_pb2.SubmitJobRequest(
-                spec=common_pb2.JobSpec(
-                    urls=deployment.urls(), name="cancelled", options=common_pb2.JobOptions(model=model)
-                )
-            )
-        )
-    ).job
-    async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job.id)):
-        if event.WhichOneof("event") == "story":
-            break
+    job = await submit(store, deployment.urls(), model=model)
+    await stories_stored(store, job.id)
     busy = deployment.sim.stats.in_service + deployment.sim.stats.queued
     await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id, reason="fault suite"))
     final = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
@@ -80,11 +68,11 @@ async def cancel_mid_synthesis(deployment: Deployment, store: Store, model: str)
 async def test_twenty_cancelled_jobs_then_a_normal_job(deployment: Deployment, store: Store) -> None:
     loop = asyncio.get_running_loop()
     with simulator(deployment, **SLOW_LLM):
-        await timed(deployment, store, "sim-cancel-warm-up")  # the deployment's first job: cold caches
+        await timed(deployment, store)  # the deployment's first job: cold caches
         fresh: list[JobRun] = []
-        for n in range(RUNS):
-            await fresh_synthesizer(deployment)
-            fresh.append(await timed(deployment, store, f"sim-fresh-{n}"))
+        for _ in range(RUNS):
+            await restart(deployment, "synthesizer", signal.SIGTERM)
+            fresh.append(await timed(deployment, store))
         limit_before = (await cache_stats(deployment)).concurrency_limit
         cancels = [
             await cancel_mid_synthesis(deployment, store, f"sim-cancelled-{n}") for n in range(CANCELLED)
@@ -92,12 +80,12 @@ async def test_twenty_cancelled_jobs_then_a_normal_job(deployment: Deployment, s
         last_cancel = loop.time()
         stats = await no_call_in_flight(deployment)
         drained = loop.time() - last_cancel
-        after = [await timed(deployment, store, f"sim-after-cancels-{n}") for n in range(RUNS)]
+        after = [await timed(deployment, store) for _ in range(RUNS)]
     busy = [b for _, b in cancels]
     cancelled = sum(state == common_pb2.JOB_STATE_CANCELLED for state, _ in cancels)
     done = sum(r.job.state == common_pb2.JOB_STATE_DONE for r in after)
     fresh_s, after_s = median(r.seconds for r in fresh), median(r.seconds for r in after)
-    expected = fresh[0].keys
+    expected = fresh[0].cluster_keys
     lost = max(tally(expected, r.stories)[0] for r in after)
     duplicated = max(tally(expected, r.stories)[1] for r in after)
     record(
@@ -105,12 +93,10 @@ async def test_twenty_cancelled_jobs_then_a_normal_job(deployment: Deployment, s
             case=f"{CANCELLED} jobs cancelled mid-synthesis, then a normal job",
             outcome=f"cancelled x{cancelled}, then done x{done}",
             stories_expected=len(expected),
-            stories_stored=min(len(r.keys) for r in after),
+            stories_stored=min(len(r.cluster_keys) for r in after),
             lost=lost,
             duplicated=duplicated,
-            extra_llm_calls=int(
-                median(r.backend_calls for r in after) - median(r.backend_calls for r in fresh)
-            ),
+            extra_llm_calls=int(median(r.llm_calls for r in after) - median(r.llm_calls for r in fresh)),
             recovery_s=round(drained, 2),
             extra_s=round(after_s - fresh_s, 2),
             notes=f"median of {RUNS}: {after_s:.2f} s after the cancels vs {fresh_s:.2f} s on a fresh "
@@ -120,7 +106,7 @@ async def test_twenty_cancelled_jobs_then_a_normal_job(deployment: Deployment, s
         )
     )
     assert (lost, duplicated) == (0, 0)
-    assert all(r.keys == expected for r in [*fresh, *after])
+    assert all(r.cluster_keys == expected for r in [*fresh, *after])
     assert (cancelled, done) == (CANCELLED, RUNS)
     assert sum(1 for b in busy if b) >= CANCELLED // 2, f"most cancels should find calls at work: {busy}"
     assert after_s < 1.5 * fresh_s + 1.0, f"after the cancels {after_s:.2f} s, fresh {fresh_s:.2f} s"

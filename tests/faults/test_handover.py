@@ -12,10 +12,18 @@ from dataclasses import dataclass
 import pytest
 from storywire.v1 import common_pb2, store_pb2
 
-from devtools.stack.proc import free_port
 from services.synthesizer.settings import SynthesizerSettings
-from tests.e2e.conftest import job_stories, submit
-from tests.faults.conftest import Baseline, Deployment, JobRun, JobWatch, Store, fault_row, run_job
+from tests.e2e.conftest import extra_synthesizer, job_stories, stories_stored, submit
+from tests.faults.conftest import (
+    Baseline,
+    Deployment,
+    JobRun,
+    JobWatch,
+    Store,
+    fault_row,
+    run_job,
+    simulator,
+)
 from tests.faults.record import record
 from tests.helpers import ServiceProcess, wait_serving
 
@@ -24,14 +32,6 @@ LEASE = SynthesizerSettings.model_fields["worker_lease_seconds"].default  # the 
 #: two LLM calls at a time of 0.5 s: the 14 clusters take several seconds, so a replica can be stopped
 #: after the second story with most of the job still to do
 SIM_SETTINGS = {"slots": 2, "latency": 0.5}
-
-
-async def second_replica(deployment: Deployment) -> ServiceProcess:
-    port = free_port()
-    env = {**deployment.env, "STORYWIRE_SYNTHESIZER_PORT": str(port)}
-    replica = ServiceProcess("synthesizer", env=env, port=port).start()
-    await wait_serving(replica.address)
-    return replica
 
 
 def snapshot(event: store_pb2.WatchJobResponse, attempt: int) -> bool:
@@ -75,7 +75,7 @@ async def stop_first_then_resume(deployment: Deployment, store: Store, sig: int)
 
     async def fault(watch: JobWatch) -> float:
         await watch.wait_for(lambda e: snapshot(e, 1))  # claimed by the only replica there is
-        replicas.append(await second_replica(deployment))  # it waits for a runnable job meanwhile
+        replicas.append(await extra_synthesizer(deployment.env))  # it waits for a runnable job meanwhile
         await watch.stories(2)
         before.update(e.story.cluster_key for _, e in watch.events if e.WhichOneof("event") == "story")
         signalled = asyncio.get_running_loop().time()
@@ -142,21 +142,16 @@ async def test_a_second_replica_resumes_the_job_and_reuses_its_stories(
 
 
 async def test_a_cancel_stops_llm_calls_within_a_second(deployment: Deployment, store: Store) -> None:
-    deployment.sim.reset(slots=1, latency=0.5)
-    try:
+    with simulator(deployment, slots=1, latency=0.5):
         # one call at a time: a worker that noticed the cancel late would start the next one
         job = await submit(store, deployment.urls(), model="sim-cancel-latency", max_concurrency=1)
-        async for event in store.WatchJob(store_pb2.WatchJobRequest(job_id=job.id)):
-            if event.WhichOneof("event") == "story":
-                break
+        await stories_stored(store, job.id)
         await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id, reason="test"))
         at_cancel = deployment.sim.stats.calls
         await asyncio.sleep(1.0)
         after_one_second = deployment.sim.stats.calls
         await asyncio.sleep(2.0)
         after_three_seconds = deployment.sim.stats.calls
-    finally:
-        deployment.sim.reset(**SIM_SETTINGS)
     assert after_one_second - at_cancel <= 1, "at most a call that started as the cancel was sent"
     assert after_three_seconds == after_one_second, "an LLM call started more than 1 s after the cancel"
     done = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job

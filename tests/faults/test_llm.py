@@ -14,21 +14,8 @@ from collections import Counter
 import pytest
 from storywire.v1 import common_pb2
 
-from tests.faults._load_fixtures import (
-    Deployment,
-    JobRun,
-    Store,
-    baseline,
-    cache_stats,
-    deployment,
-    run_job,
-    simulator,
-    store,
-    tally,
-)
-from tests.faults.record import FaultRow, record
-
-__all__ = ["baseline", "deployment", "store"]  # fixtures
+from tests.faults.conftest import Baseline, Deployment, Store, cache_stats, fault_row, run_job, simulator
+from tests.faults.record import record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 #: how long the simulator holds a hung request before it answers 504, like a gateway that gives up
@@ -47,39 +34,33 @@ def fault_mix(rate: float) -> dict[str, float]:
 
 @pytest.mark.parametrize("rate", [0.2, 0.5], ids=["20pct", "50pct"])
 async def test_llm_faults_every_cluster_gets_a_story(
-    deployment: Deployment, store: Store, baseline: JobRun, rate: float
+    deployment: Deployment, store: Store, baseline: Baseline, rate: float
 ) -> None:
     with simulator(deployment, **fault_mix(rate), seed=int(rate * 100)) as sim:
-        run = await run_job(deployment, store, model=f"sim-faults-{rate}")
+        run, _ = await run_job(deployment, store)
         faults = dict(sim.stats.faults)
     stats = await cache_stats(deployment)
-    clean = await run_job(deployment, store, model=f"sim-after-faults-{rate}")  # the burst is over
-    lost, duplicated = tally(baseline.keys, run.stories)
+    clean, _ = await run_job(deployment, store)  # the burst is over
     reasons = Counter(s.fallback_reason.split(":", 1)[0] for s in run.fallbacks)
     why = f" {dict(reasons)}" if reasons else ""
     written = len(run.stories) - len(run.fallbacks)
-    record(
-        FaultRow(
-            case=f"LLM faults {rate:.0%} (500, 429 Retry-After 1 s, {HANG_SECONDS:.0f} s hang then 504)",
-            outcome=common_pb2.JobState.Name(run.job.state).removeprefix("JOB_STATE_").lower(),
-            stories_expected=len(baseline.keys),
-            stories_stored=len(run.keys),
-            lost=lost,
-            duplicated=duplicated,
-            extra_llm_calls=run.backend_calls - baseline.backend_calls,
-            extra_s=round(run.seconds - baseline.seconds, 2),
+    row = record(
+        fault_row(
+            f"LLM faults {rate:.0%} (500, 429 Retry-After 1 s, {HANG_SECONDS:.0f} s hang then 504)",
+            baseline,
+            run,
             notes=f"{run.seconds:.2f} s vs {baseline.seconds:.2f} s without faults; faults on "
-            f"{sum(faults.values())} of {run.backend_calls} calls {faults}; {written} stories LLM-written, "
+            f"{sum(faults.values())} of {run.llm_calls} calls {faults}; {written} stories LLM-written, "
             f"{len(run.fallbacks)} extractive fallbacks{why}; "
             f"limit after {stats.concurrency_limit}, in flight {stats.in_flight}; the next job without "
             f"faults {clean.seconds:.2f} s",
         )
     )
     assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
-    assert (lost, duplicated) == (0, 0)
-    assert run.keys == baseline.keys
+    assert (row.lost, row.duplicated) == (0, 0), row
+    assert run.cluster_keys == baseline.cluster_keys
     assert sum(faults.values()) > 0
-    assert run.backend_calls > baseline.backend_calls, "the failed calls were retried"
+    assert run.llm_calls > baseline.llm_calls, "the failed calls were retried"
     for story in run.fallbacks:  # honest: the extractive summary says it is one, and why
         assert story.model == "extractive"
         assert story.fallback_reason.startswith("LLM failed"), story.fallback_reason

@@ -5,26 +5,13 @@ the backend (the LLM calls are counted)."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 
 import pytest
 from storywire.v1 import common_pb2, store_pb2
 
-from tests.e2e.conftest import check_accounting, job_stories, submit
-from tests.faults._load_fixtures import (
-    Deployment,
-    JobRun,
-    Store,
-    baseline,
-    cache_stats,
-    deployment,
-    store,
-    tally,
-    wait_final,
-)
+from tests.e2e.conftest import check_accounting, events_until_end, job_stories, submit
+from tests.faults.conftest import Baseline, Deployment, Store, cache_stats, stalled, tally
 from tests.faults.record import FaultRow, record
-
-__all__ = ["baseline", "deployment", "store"]  # fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 JOBS = 50
@@ -32,20 +19,13 @@ JOBS = 50
 MODELS = 10
 
 
-async def stalled(deployment: Deployment, store: Store, job_ids: list[str]) -> str:
-    """What the jobs that did not end are doing, and the synthesizer's last log lines."""
-    jobs = [(await store.GetJob(store_pb2.GetJobRequest(job_id=i))).job for i in job_ids]
-    states = Counter(common_pb2.JobState.Name(j.state) for j in jobs)
-    stuck = [j for j in jobs if j.state < common_pb2.JOB_STATE_DONE]
-    detail = [
-        (j.id, common_pb2.JobState.Name(j.state), j.attempts, [(s.stage, s.done) for s in j.stages])
-        for j in stuck[:5]
-    ]
-    log = deployment.procs["synthesizer"].output()[-6000:]
-    return f"jobs not done after 240 s: {dict(states)}; {detail}; sim {deployment.sim.stats}\n{log}"
+async def final(store: Store, job_id: str) -> common_pb2.Job:
+    """The job once it reached a final state (its watch ends there)."""
+    await events_until_end(store, job_id)
+    return (await store.GetJob(store_pb2.GetJobRequest(job_id=job_id))).job
 
 
-async def test_fifty_concurrent_jobs(deployment: Deployment, store: Store, baseline: JobRun) -> None:
+async def test_fifty_concurrent_jobs(deployment: Deployment, store: Store, baseline: Baseline) -> None:
     loop = asyncio.get_running_loop()
     calls = deployment.sim.stats.calls
     started = loop.time()
@@ -53,28 +33,30 @@ async def test_fifty_concurrent_jobs(deployment: Deployment, store: Store, basel
         *(submit(store, deployment.urls(), model=f"sim-load-{n % MODELS}") for n in range(JOBS))
     )
     try:
-        finals = await asyncio.wait_for(asyncio.gather(*(wait_final(store, j.id) for j in submitted)), 240)
+        finals = await asyncio.wait_for(asyncio.gather(*(final(store, j.id) for j in submitted)), 240)
     except TimeoutError:
-        pytest.fail(await stalled(deployment, store, [j.id for j in submitted]))
+        pytest.fail(await stalled(deployment, store, [j.id for j in submitted], 240))
     seconds = loop.time() - started
     backend_calls = deployment.sim.stats.calls - calls
     stories = [await job_stories(store, job.id) for job in finals]
     for job in finals:
         await check_accounting(store, job)
-    counts = [tally(baseline.keys, s) for s in stories]
+    counts = [tally(baseline.cluster_keys, s) for s in stories]
     lost, duplicated = sum(c[0] for c in counts), sum(c[1] for c in counts)
     done = sum(job.state == common_pb2.JOB_STATE_DONE for job in finals)
     llm_calls = sum(job.totals.llm_calls for job in finals)
     cache_hits = sum(job.totals.cache_hits for job in finals)
     from_cache = sum(all(s.cache_hit for s in job_s) for job_s in stories)
     fallbacks = sum(s.fallback for job_s in stories for s in job_s)
-    needed = MODELS * len(baseline.keys)  # one call per cluster and model, without provisional stories
+    needed = MODELS * len(
+        baseline.cluster_keys
+    )  # one call per cluster and model, without provisional stories
     stats = await cache_stats(deployment)
     record(
         FaultRow(
             case=f"{JOBS} jobs submitted at once ({MODELS} models, {JOBS // MODELS} jobs each)",
             outcome=f"done x{done}" + (f", other x{JOBS - done}" if done < JOBS else ""),
-            stories_expected=JOBS * len(baseline.keys),
+            stories_expected=JOBS * len(baseline.cluster_keys),
             stories_stored=sum(len({s.cluster_key for s in job_s}) for job_s in stories),
             lost=lost,
             duplicated=duplicated,
@@ -96,5 +78,5 @@ async def test_fifty_concurrent_jobs(deployment: Deployment, store: Store, basel
     # each model, plus provisional stories of an early release, reach the backend
     assert backend_calls == llm_calls
     assert backend_calls <= 2 * needed, f"{backend_calls} LLM calls for {needed} (cluster, model) pairs"
-    assert cache_hits >= (JOBS - MODELS) * len(baseline.keys) // 2
+    assert cache_hits >= (JOBS - MODELS) * len(baseline.cluster_keys) // 2
     assert stats.in_flight == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 
 import pytest
 from storywire.v1 import common_pb2, store_pb2
@@ -34,46 +35,50 @@ def fetching(event: store_pb2.WatchJobResponse) -> bool:
     return kind == "progress" and progress.stage == common_pb2.STAGE_FETCH and progress.done >= 3
 
 
-def down(timing: Restart) -> str:
-    return f"exited {timing.exit_s:.1f} s after the signal, serving again after {timing.down_s:.1f} s"
+async def stopped_and_restarted(
+    deployment: Deployment,
+    store: Store,
+    baseline: Baseline,
+    *,
+    name: str,
+    sig: int,
+    when: Callable[[JobWatch], Awaitable[float]],
+    case: str,
+) -> None:
+    """Run the job, signal the ``name`` service once ``when`` returns and start it again on its port: the
+    job ends done with every story of the fault-free run, none twice."""
+    timing: list[Restart] = []
+
+    async def fault(watch: JobWatch) -> float:
+        await when(watch)
+        timing.append(await restart(deployment, name, sig))
+        return timing[-1].serving
+
+    run, recovery = await run_job(deployment, store, fault=fault)
+    exited = f"exited {timing[0].exit_s:.1f} s after the signal, serving again after {timing[0].down_s:.1f} s"
+    row = record(fault_row(f"{NAMES[sig]} {case}, restarted", baseline, run, recovery, exited))
+    assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
+    assert (row.lost, row.duplicated) == (0, 0), row
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=["kill-9", "sigterm"])
 async def test_fetcher_stopped_mid_fetch_and_restarted(
     deployment: Deployment, store: Store, baseline: Baseline, sig: int
 ) -> None:
-    timing: list[Restart] = []
-
-    async def fault(watch: JobWatch) -> float:
-        await watch.wait_for(fetching)
-        timing.append(await restart(deployment, "fetcher", sig))
-        return timing[-1].serving
-
-    run, recovery = await run_job(deployment, store, fault=fault)
-    row = record(
-        fault_row(f"{NAMES[sig]} fetcher mid-fetch, restarted", baseline, run, recovery, down(timing[0]))
-    )
-    assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
-    assert (row.lost, row.duplicated) == (0, 0), row
+    await stopped_and_restarted(
+        deployment, store, baseline, name="fetcher", sig=sig,
+        when=lambda watch: watch.wait_for(fetching), case="fetcher mid-fetch",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=["kill-9", "sigterm"])
 async def test_store_stopped_mid_job_and_restarted_on_its_port(
     deployment: Deployment, store: Store, baseline: Baseline, sig: int
 ) -> None:
-    timing: list[Restart] = []
-
-    async def fault(watch: JobWatch) -> float:
-        await watch.stories(2)
-        timing.append(await restart(deployment, "store", sig))
-        return timing[-1].serving
-
-    run, recovery = await run_job(deployment, store, fault=fault)
-    row = record(
-        fault_row(f"{NAMES[sig]} store mid-job, restarted", baseline, run, recovery, down(timing[0]))
-    )
-    assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
-    assert (row.lost, row.duplicated) == (0, 0), row
+    await stopped_and_restarted(
+        deployment, store, baseline, name="store", sig=sig,
+        when=lambda watch: watch.stories(2), case="store mid-job",
+    )  # fmt: skip
 
 
 async def test_fetcher_down_when_the_job_starts_is_waited_for(
@@ -98,3 +103,29 @@ async def test_fetcher_down_when_the_job_starts_is_waited_for(
     assert run.job.state == common_pb2.JOB_STATE_DONE, run.job.error
     assert run.job.attempts == 1, run.watch.warnings
     assert (row.lost, row.duplicated) == (0, 0), row
+
+
+async def test_a_job_that_does_not_end_in_time_fails_saying_what_it_is_doing(
+    deployment: Deployment, store: Store
+) -> None:
+    """With no synthesizer the job stays queued: run_job's failure says so, with the services' exit codes,
+    the simulator's settings and counters and the synthesizer's last log lines (what a stalled job in a
+    full run needs to be explained after the fact)."""
+    synthesizer = deployment.procs["synthesizer"]
+    await asyncio.to_thread(synthesizer.terminate, 15)
+    try:
+        with pytest.raises(pytest.fail.Exception) as failed:
+            await run_job(deployment, store, timeout=2.0)
+    finally:
+        queued = store_pb2.ListJobsRequest(states=[common_pb2.JOB_STATE_QUEUED])
+        for job in (await store.ListJobs(queued)).jobs:
+            await store.CancelJob(store_pb2.CancelJobRequest(job_id=job.id, reason="test over"))
+        await wait_serving(deployment.start("synthesizer").address, security=deployment.security)
+    message = str(failed.value)
+    assert "jobs not ended after 2 s: {'JOB_STATE_QUEUED': 1}" in message, message
+    assert "'synthesizer': 0" in message, message  # its exit code: it was stopped, the job waits for one
+    assert f"slots={SIM_SETTINGS['slots']}, " in message, message
+    assert str(deployment.sim.stats) in message, message
+    assert synthesizer.output()[-300:] in message, message
+    watched = message.partition("last events watched: ")[2]
+    assert watched.endswith("'JOB_STATE_QUEUED')]"), message  # the watch's snapshot and nothing after it

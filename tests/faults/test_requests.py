@@ -10,24 +10,23 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
-import psutil  # type: ignore[import-untyped]
 import pytest
-from storywire.v1 import common_pb2, fetcher_pb2, fetcher_pb2_grpc
+from storywire.v1 import common_pb2
 
 from devtools.services import ServiceProcess, dev_channel
-from runtime.stubs import FetcherStub, StoreAllStub
+from runtime.stubs import StoreAllStub
 from tests.edge.conftest import Servers, servers
+from tests.edge.test_fetcher_faults import MB, fetch, rss
 from tests.edge.test_generated import send_generated
 from tests.edge.test_validation import BAD_SUBMISSIONS, CONTROL_CHARACTER_URLS
 from tests.faults.record import FaultRow, record
-from tests.fetcher.hostile import Hostile, hostile_cases, start
-from tests.fetcher.test_fetch import SSRF_CASES
-from tests.helpers import wait_serving
+from tests.fetcher.hostile import Hostile, hostile_cases
+from tests.fetcher.test_fetch import SSRF_CASES, hostile
+from tests.helpers import serving_process
 
-__all__ = ["servers"]  # fixture
+__all__ = ["hostile", "servers"]  # fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-MB = 1024 * 1024
 
 
 def counted(codes: Counter[str]) -> str:
@@ -62,37 +61,11 @@ async def test_malformed_and_generated_requests_never_get_unknown(servers: Serve
 
 
 @pytest.fixture
-async def hostile() -> AsyncIterator[Hostile]:
-    server = Hostile()
-    runner, port = await start(server.app())
-    server.base = f"http://127.0.0.1:{port}"
-    try:
-        yield server
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
 async def fetcher() -> AsyncIterator[ServiceProcess]:
     # the slowloris ends at 3 s instead of the default 20 s (tests/fetcher/test_defaults.py covers it)
     env = {"STORYWIRE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32", "STORYWIRE_FETCH_TIMEOUT_SECONDS": "3"}
-    proc = ServiceProcess("fetcher", env=env).start()
-    try:
-        await wait_serving(proc.address)
+    async with serving_process("fetcher", env) as proc:
         yield proc
-    finally:
-        proc.terminate()
-
-
-def rss(proc: ServiceProcess) -> int:
-    assert proc.proc is not None
-    return int(psutil.Process(proc.proc.pid).memory_info().rss)
-
-
-async def fetch(proc: ServiceProcess, urls: list[str]) -> list[fetcher_pb2.FetchResponse]:
-    async with dev_channel(proc.address) as channel:
-        stub: FetcherStub = fetcher_pb2_grpc.FetcherServiceStub(channel)
-        return [r async for r in stub.Fetch(fetcher_pb2.FetchRequest(urls=urls), timeout=120)]
 
 
 async def test_hostile_feeds_each_get_a_precise_error(fetcher: ServiceProcess, hostile: Hostile) -> None:

@@ -6,17 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest
-from storywire.v1 import common_pb2, fetcher_pb2, fetcher_pb2_grpc
+from storywire.v1 import common_pb2, fetcher_pb2
 
-from runtime.server import start_server
 from runtime.settings import load_settings
 from runtime.stubs import FetcherStub as Fetcher
-from services.fetcher.service import FetcherService
 from services.fetcher.settings import FetcherSettings
 from tests.fetcher.hostile import Hostile
-from tests.fetcher.test_fetch import hostile
+from tests.fetcher.test_fetch import hostile, serving
 
 __all__ = ["hostile"]  # fixture
 pytestmark = pytest.mark.integration
@@ -27,12 +24,8 @@ DEFAULTS = FetcherSettings.model_fields
 async def default_fetcher() -> AsyncIterator[Fetcher]:
     """Only the port and the loopback allow-list set."""
     settings = load_settings(FetcherSettings, fetcher_port=0, fetch_allow_networks="127.0.0.1/32")
-    handle = await start_server(FetcherService(settings), settings, 0)
-    try:
-        async with grpc.aio.insecure_channel(handle.address) as channel:
-            yield fetcher_pb2_grpc.FetcherServiceStub(channel)
-    finally:
-        await handle.stop()
+    async with serving(settings) as stub:
+        yield stub
 
 
 async def fetch_error(stub: Fetcher, url: str) -> tuple[fetcher_pb2.FetchError, float]:

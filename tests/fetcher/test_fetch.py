@@ -14,7 +14,7 @@ import pytest
 from storywire.v1 import common_pb2, fetcher_pb2, fetcher_pb2_grpc
 
 from devtools.corpus.server import CorpusServer
-from runtime.server import ServerHandle, start_server
+from runtime.server import start_server
 from runtime.settings import load_settings
 from runtime.stubs import FetcherStub as Fetcher
 from services.fetcher.http import FetchFailedError, HttpFetcher, HttpLimits
@@ -27,22 +27,30 @@ pytestmark = pytest.mark.integration
 E = common_pb2
 
 
-async def fetcher_for(allow: str, **overrides: Any) -> ServerHandle:
-    settings = load_settings(
-        FetcherSettings, fetcher_port=0, fetch_allow_networks=allow, log_format="console",
-        fetch_timeout_seconds=3, fetch_max_body_bytes=1_000_000, **overrides,
-    )  # fmt: skip
-    return await start_server(FetcherService(settings), settings, 0)
-
-
-@pytest.fixture
-async def loopback_fetcher() -> AsyncIterator[Fetcher]:
-    handle = await fetcher_for("127.0.0.1/32")
+@contextlib.asynccontextmanager
+async def serving(settings: FetcherSettings) -> AsyncIterator[Fetcher]:
+    """A fetcher with ``settings`` on a free loopback port while the block runs: a stub to it."""
+    handle = await start_server(FetcherService(settings), settings, 0)
     try:
         async with grpc.aio.insecure_channel(handle.address) as channel:
             yield fetcher_pb2_grpc.FetcherServiceStub(channel)
     finally:
         await handle.stop()
+
+
+def fetcher_for(allow: str, **overrides: Any) -> contextlib.AbstractAsyncContextManager[Fetcher]:
+    """A fetcher that may reach ``allow``, with short limits (3 s per URL, 1 MB bodies)."""
+    settings = load_settings(
+        FetcherSettings, fetcher_port=0, fetch_allow_networks=allow, log_format="console",
+        fetch_timeout_seconds=3, fetch_max_body_bytes=1_000_000, **overrides,
+    )  # fmt: skip
+    return serving(settings)
+
+
+@pytest.fixture
+async def loopback_fetcher() -> AsyncIterator[Fetcher]:
+    async with fetcher_for("127.0.0.1/32") as stub:
+        yield stub
 
 
 @pytest.fixture
@@ -173,14 +181,10 @@ SSRF_CASES = [
 
 @pytest.mark.parametrize(("url", "code"), SSRF_CASES)
 async def test_ssrf_refused_without_allowlist(url: str, code: int) -> None:
-    handle = await fetcher_for("")
-    try:
-        async with grpc.aio.insecure_channel(handle.address) as channel:
-            started = asyncio.get_running_loop().time()
-            _, errors, _ = split(await fetch(fetcher_pb2_grpc.FetcherServiceStub(channel), [url]))
-            assert asyncio.get_running_loop().time() - started < 2  # refused, not attempted and timed out
-    finally:
-        await handle.stop()
+    async with fetcher_for("") as stub:
+        started = asyncio.get_running_loop().time()
+        _, errors, _ = split(await fetch(stub, [url]))
+        assert asyncio.get_running_loop().time() - started < 2  # refused, not attempted and timed out
     assert errors[url].code == code, errors[url].detail
 
 
