@@ -183,7 +183,7 @@ def cold_start_row(
         f"clustering {run.cluster_s * 1000:.0f} ms; llm calls={run.llm_calls}; a fresh synthesizer's "
         "first run, the limiter's cold-start probe included (one run, not in the median above)"
     )
-    variant = f"{group}: storywire cold start (fresh synthesizer)"
+    variant = f"{group}: storywire cold start (first run)"
     return median_row(scenario, variant, walls, [run.first_s], run.stories, ideal_s, notes)
 
 
