@@ -15,7 +15,7 @@ import grpc
 from storywire.v1 import common_pb2, synthesizer_pb2, synthesizer_pb2_grpc
 
 from bench.peers.common import DEFAULTS, Clusters, PeerRun, default_plan
-from bench.procs import sim_reset, sim_stats
+from bench.procs import settings_note, sim_reset, sim_stats
 from bench.report import Row
 from devtools.llmsim import answer_for, answer_format, profile_config, story_for
 from devtools.simmodel import PROFILES, makespan, solo_seconds
@@ -23,6 +23,8 @@ from services.synthesizer.stories import grounding
 from services.synthesizer.stories.prompt import parse_answer
 
 STREAM_BATCH = 50  # articles per Synthesize message
+#: LLM calls the limiter's cold-start probe makes before it settles: one alone, then two together
+PROBE_CALLS = 3
 
 
 @dataclass
@@ -163,6 +165,26 @@ def median_row(  # noqa: PLR0917 - a row's fields
         first_s=statistics.median(firsts), notes=notes + runs,
         extra={"walls": walls, "firsts": firsts},
     )  # fmt: skip
+
+
+def cold_start_row(
+    scenario: str, group: str, cold: tuple[list[float], list[StreamRun], dict[str, Any]], ideal_s: float,
+    settings: dict[str, str],
+) -> Row:  # fmt: skip
+    """The first stream of a fresh synthesizer (``timed``, one run), its limiter's cold-start probe
+    included, as its own row. It is the warm-up of the timed runs after it, so it must make the probe's
+    calls (else the first timed run measures the limiter mid-probe)."""
+    walls, results, stats = cold
+    run = results[0]
+    if run.llm_calls < PROBE_CALLS:
+        raise RuntimeError(f"the cold run made {run.llm_calls} LLM calls: the probe needs {PROBE_CALLS}")
+    notes = (
+        f"{settings_note(settings)}; {sim_notes(stats)}; limit after the run {run.limit_after}; "
+        f"clustering {run.cluster_s * 1000:.0f} ms; llm calls={run.llm_calls}; a fresh synthesizer's "
+        "first run, the limiter's cold-start probe included (one run, not in the median above)"
+    )
+    variant = f"{group}: storywire cold start (first run)"
+    return median_row(scenario, variant, walls, [run.first_s], run.stories, ideal_s, notes)
 
 
 def peer_first(result: Any) -> float:

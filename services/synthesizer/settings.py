@@ -48,7 +48,7 @@ class SynthesizerSettings(RedisSettings, AttemptSettings):
         ge=1,
         le=4096,
         description="Adaptive limit of concurrent LLM calls once the cold start's probe (one call alone, "
-        "then two together) has seen two calls run in parallel; a CPU-bound backend stays at 1.",
+        "then two together) has seen two calls run in parallel; a CPU-bound or one-slot backend stays at 1.",
     )
     llm_concurrency_min: int = Field(default=1, ge=1, le=4096, description="Adaptive limit lower bound.")
     llm_concurrency_max: int = Field(default=256, ge=1, le=4096, description="Adaptive limit upper bound.")

@@ -92,3 +92,93 @@ async def test_a_burst_after_an_idle_spell_starts_below_a_level_that_was_cut(clo
     assert not second.done(), "the burst's first call runs alone"
     served(clock, [first], 1.0)
     served(clock, [await asyncio.wait_for(second, 1)], 1.0)
+
+
+async def alone_then_pair(limiter: AdaptiveLimiter, clock: Clock) -> tuple[Permit, Permit]:
+    """The probe's first call, answered alone, then the two calls that run together (not yet answered)."""
+    served(clock, [await limiter.acquire()], 1.0)
+    assert limiter.limit == 2
+    return await limiter.acquire(), await limiter.acquire()
+
+
+@pytest.mark.parametrize("burst", [0, 8], ids=["two-calls", "burst"])
+async def test_a_backend_serving_one_call_at_a_time_keeps_the_limit_at_one(clock: Clock, burst: int) -> None:
+    """llama-server with one slot, Ollama with NUM_PARALLEL=1: the first of the pair is answered at solo
+    speed while the second waits behind it, so the second takes twice as long. The probe is judged once
+    both have answered, by the slower, and never lets more than two calls into service."""
+    limiter = AdaptiveLimiter()
+    first, second = await alone_then_pair(limiter, clock)
+    queued = [asyncio.create_task(limiter.acquire()) for _ in range(burst)]
+    await asyncio.sleep(0)
+    clock.now += SOLO_SECONDS
+    first.success(SOLO_SECONDS, 500, 50)
+    assert (limiter.probing, limiter.limit) == (True, 2), "one answer of the pair does not settle the probe"
+    assert limiter.in_flight <= 2
+    clock.now += SOLO_SECONDS
+    second.success(2 * SOLO_SECONDS, 500, 50)
+    assert not limiter.probing
+    assert limiter.limit == 1
+    assert [limit for _, limit in limiter.history] == [1, 2, 1]
+    for task in queued:
+        task.cancel()
+    await asyncio.gather(*queued, return_exceptions=True)
+
+
+@pytest.mark.parametrize("congested_first", [True, False], ids=["timeout-then-ok", "ok-then-timeout"])
+async def test_congestion_during_the_pair_ends_the_probe_without_opening(
+    clock: Clock, congested_first: bool
+) -> None:
+    """A 5xx or a timeout of one of the pair: the limit is cut and never opens to the initial limit,
+    whatever the other call's answer; the additive increase takes over from the cut."""
+    limiter = AdaptiveLimiter()
+    first, second = await alone_then_pair(limiter, clock)
+    clock.now += SOLO_SECONDS
+    if congested_first:
+        first.congestion()
+        second.success(SOLO_SECONDS, 500, 50)
+    else:
+        second.success(SOLO_SECONDS, 500, 50)
+        first.congestion()
+    assert not limiter.probing
+    assert limiter.limit == 1
+    assert max(limit for _, limit in limiter.history) == 2
+    # calls queue behind one in service: the limit grows by the additive increase, not to 64
+    for _ in range(4):
+        permit = await limiter.acquire()
+        waiter = asyncio.create_task(limiter.acquire())
+        await asyncio.sleep(0)
+        served(clock, [permit], 1.0)
+        served(clock, [await asyncio.wait_for(waiter, 1)], 1.0)
+    assert limiter.limit <= 3
+
+
+async def test_a_429_during_the_pair_ends_the_probe_at_what_the_backend_serves(clock: Clock) -> None:
+    limiter = AdaptiveLimiter()
+    first, second = await alone_then_pair(limiter, clock)
+    first.over_capacity()
+    clock.now += SOLO_SECONDS
+    second.success(SOLO_SECONDS, 500, 50)
+    assert not limiter.probing
+    assert limiter.limit == 1
+    assert limiter.in_flight == 0
+
+
+async def test_a_cancelled_call_of_the_pair_leaves_the_probe_at_two(clock: Clock) -> None:
+    """One of the pair cancelled (what the caller's ``finally`` does): the other ran alone, which says
+    nothing about two together, so the probe goes on at 2, with no permit leaked. A caller cancelled
+    while it waits for a permit is no demand; the next pair, CPU-bound, keeps the limit at 1."""
+    limiter = AdaptiveLimiter()
+    first, second = await alone_then_pair(limiter, clock)
+    first.ignore()
+    clock.now += SOLO_SECONDS
+    second.success(SOLO_SECONDS, 500, 50)
+    assert (limiter.probing, limiter.limit, limiter.in_flight) == (True, 2, 0)
+    pair = [await limiter.acquire(), await limiter.acquire()]
+    cancelled = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    served(clock, pair, 2.0)
+    assert not limiter.probing
+    assert limiter.limit == 1
+    assert limiter.in_flight == 0

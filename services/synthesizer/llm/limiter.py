@@ -21,11 +21,16 @@ only makes each call slower, so a limiter that waited for errors would keep it o
   limiter does not keep probing a level that already proved too much.
 
 A cold start probes before it opens up (``probe``, the default): on an unknown backend the first call
-runs alone (the backend's best), then two run together, and only if two are not each near twice as
-slow (the concurrency rule at c = 2) does the limit open to ``initial``. A CPU-bound backend is found
-after two round trips at a concurrency of at most 2, where opening at ``initial`` at once put every
-call in service together (llama.cpp: the first answer 4 calls late); a batching or rate-limited
-backend pays two round trips once in the life of the process.
+runs alone (the backend's best), then two run together, and only once both of the pair have answered,
+neither more than 1.5 times its best (the concurrency rule at c = 2), does the limit open to
+``initial``. The pair is judged by its slower answer: a backend that serves one call at a time
+(llama-server with one slot, Ollama with NUM_PARALLEL=1) answers the first of the pair at solo speed
+while the other waits behind it. A CPU-bound or one-slot backend is found after two round trips at a
+concurrency of at most 2, where opening at ``initial`` at once put every call in service together
+(llama.cpp: the first answer 4 calls late); a batching or rate-limited backend pays two round trips
+once in the life of the process. A 5xx, timeout or 429 during the pair ends the probe without opening
+(the additive increase takes over from the cut); during the first call alone, a 5xx or timeout leaves
+the probe where it is (nothing was learnt about concurrency).
 
 A 429 whose Retry-After has a fraction of a second is a rate window's precise end (HTTP's Retry-After
 is whole seconds; a server that says 0.63 has measured it): :meth:`AdaptiveLimiter.pause` lets no call
@@ -87,13 +92,15 @@ class Permit:
         """The call failed for a reason that says nothing about load (bad request, bad output)."""
         if not self._done:
             self._done = True
-            self.limiter._release()
+            self.limiter._on_ignored()
 
 
 #: the slowest additive increase after repeated latency cuts: 1/64 of a call per round trip
 MIN_STEP = 1 / 64
 #: a call whose time-averaged concurrency is below this ran (mostly) alone
 SOLO = 1.5
+#: the cold start's pair: two calls in service together
+PAIR = 2.0
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,8 @@ class AdaptiveLimiter:
         self._initial = float(min(max(initial, minimum), maximum))
         #: the cold start's probe: one call alone, then two together, before the limit opens to initial
         self._probing = probe and not static and minimum == 1 and self._initial > 2
+        #: the probe's answers of calls that ran together, until both of the pair have answered
+        self._pair: list[Sample] = []
         self._limit = 1.0 if self._probing else self._initial
         self._slow_start = not static
         self._in_flight = 0
@@ -341,19 +350,37 @@ class AdaptiveLimiter:
 
     def _probe(self, sample: Sample | None) -> None:
         """The cold start: a call alone gives the backend's best, then two together tell whether a second
-        call buys throughput. Only a sample with its size informs; an answer without one (a body that is
-        not a completion) leaves the probe where it is."""
+        call buys throughput. The pair is judged once both have answered, by the slower: a backend that
+        serves one call at a time answers the first at solo speed while the second waits (it takes twice
+        as long). Only a sample with its size informs; an answer without one (a body that is not a
+        completion) leaves the probe where it is."""
         if sample is None:
             return
-        if sample.concurrency < SOLO:
-            self._set(2)  # the best is known: let two run together
+        if self.limit < 2 or (not self._pair and sample.concurrency < SOLO):
+            self._set(2)  # the best is known (or a call ran alone again): let two run together
             return
-        self._probing = False
-        inflation, allowed = self._inflation(sample.costs()), self.allowed(sample.concurrency)
+        self._pair.append(sample)
+        inflation = max(self._inflation(s.costs()) for s in self._pair)
+        allowed = self.allowed(PAIR)
         if inflation > allowed:
-            self._latency_cut(inflation, allowed)  # a CPU-bound backend: stay at 1, probe 2 ever more rarely
-        else:
+            self._end_probe()
+            self._latency_cut(
+                inflation, allowed
+            )  # CPU-bound or one slot: stay at 1, probe 2 ever more rarely
+        elif len(self._pair) >= 2:
+            self._end_probe()
             self._set(self._initial)  # two at once cost little more than one: open up, slow start goes on
+
+    def _end_probe(self) -> None:
+        self._probing = False
+        self._pair.clear()
+
+    def _on_ignored(self) -> None:
+        """A call that failed for a reason that says nothing about load: the partner of a probe's pair
+        answer that is still waiting can no longer be judged with it."""
+        if self._probing:
+            self._pair.clear()
+        self._release()
 
     def _latency_cut(self, inflation: float, allowed: float) -> None:
         """Queueing at the backend, or concurrency that only adds latency: shrink towards what it really
@@ -379,7 +406,8 @@ class AdaptiveLimiter:
         before the permit is handed on, so no waiter is let in above it."""
         self.progressed()
         if not self.static:
-            self._slow_start = self._probing = False  # a backend that serves fewer than the probe's two
+            self._slow_start = False
+            self._end_probe()  # a backend that serves fewer than the probe's two
             still_in_flight = self._in_flight - 1  # without this rejected call
             self._set(min(self._limit, max(still_in_flight, self.minimum)))
         self._release(completed=False)
@@ -389,6 +417,8 @@ class AdaptiveLimiter:
         if not self.static:
             now = time.monotonic()
             self._slow_start = False
+            if self._probing and self.limit >= 2:
+                self._end_probe()  # congestion with two in service: never open to the initial limit
             # one cut per round trip: a burst of 429s from one overload is one signal, not twenty
             rtt = min(c[0] for c in self._costs) if self._costs else 0.1
             if now - self._last_cut >= rtt:
