@@ -82,6 +82,7 @@ def test_years_in_year_contexts_count() -> None:
             years_ago(1340),
             years_ago(1911),
         ],
+        "Deeper water was needed, and in 1887 engineers dug a basin.": [years_ago(1887)],
         "Trams ran between 1950 and 1960, until 1961 engineers said.": [
             years_ago(y) for y in (1950, 1960, 1961)
         ],
