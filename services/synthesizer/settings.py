@@ -77,7 +77,7 @@ class SynthesizerSettings(RedisSettings, AttemptSettings):
     cluster_backend: Literal["events", "tfidf", "embeddings"] = Field(
         default="events",
         description="Clustering: events (default: word, name and time agreement, average linkage, default "
-        "threshold 0.39 = average same-event probability), tfidf (greedy TF-IDF centroids, threshold 0.3) or "
+        "threshold 0.38 = average same-event probability), tfidf (greedy TF-IDF centroids, threshold 0.3) or "
         "embeddings (all-MiniLM-L6-v2 centroids, threshold 0.5; needs `make embeddings-setup`).",
     )
     cluster_embeddings_model_dir: str = Field(

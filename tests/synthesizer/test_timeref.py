@@ -8,7 +8,7 @@ import datetime as dt
 
 from services.synthesizer.clustering import Doc
 from services.synthesizer.clustering.events import EventBackend, far_shares, pair_scores, time_feature
-from services.synthesizer.clustering.timeref import FAR_DAYS, distances, far_share
+from services.synthesizer.clustering.timeref import FAR_DAYS, PRIOR_NEAR, distances, far_share
 
 #: Saturday 2026-05-30 09:00 UTC
 PUBLISHED = dt.datetime(2026, 5, 30, 9, tzinfo=dt.UTC).timestamp()
@@ -27,28 +27,87 @@ def test_expressions_and_their_distance_from_publication() -> None:
         0,  # yesterday
         0,  # this morning
         (day - dt.date(2026, 5, 12)).days,  # 12 May: this year's, the nearest
-        (dt.date(2026, 6, 3) - day).days,  # June 3, 2026
+        (day - dt.date(2026, 6, 3)).days,  # June 3, 2026: after the publication, negative
         (day - dt.date(2025, 3, 31)).days,  # March 2025: from its last day
         (day - dt.date(2019, 12, 31)).days,  # 2019: from its last day
         (day - dt.date(1959, 12, 31)).days,  # the 1950s: from their last day
-        (dt.date(2026, 9, 1) - day).days,  # September: this year's, from its first day
+        (day - dt.date(2026, 9, 1)).days,  # September: this year's, from its first day (negative)
         0,  # 9pm
     ]
 
 
 def test_numbers_that_are_not_times() -> None:
+    """Counts, measures, addresses and codes: a bare four-digit number is a year only where grammar
+    puts one (all sentences invented)."""
     text = (
         "It holds 1,150 people, cost 2.40 euros or $1500, scored 2-1, flew C/2026 K3, grew 1999% in "
         "May and sold a 2000-seat hall."
     )
     assert distances(text, PUBLISHED) == []
+    for sentence in (
+        "The tunnel runs 1200 metres under the river.",
+        "Police said 1500 officers were deployed and 2000 homes lost power.",
+        "Inside the kiln it reached 1050 degrees.",
+        "The storm left 1200mm of rain and the ash cloud drifted 1500km.",
+        "1000s of fans waited outside.",
+        "The blaze at 1600 Pennsylvania Avenue was out by morning.",
+        "Crews sealed off the 1500 block of Elm Street.",
+        "He lived at No. 1500, Route 1900 was closed and Flight 1549 was diverted.",
+        "Traffic on the A1200 was held up while BA2012 waited.",
+        "Shelters opened in 1500 homes, up by 1200 beds.",
+        "Between 1500 and 2000 officers were on duty.",
+        "The company's 2019 report flagged the risk.",  # a year, but only as a modifier: not counted
+    ):
+        assert distances(sentence, PUBLISHED) == [], sentence
+    # a four-digit clock time is a time of the day, near
+    assert distances("The ferry left at 1430 GMT and docked at 1800 hours.", PUBLISHED) == [0, 0]
+
+
+def test_years_in_year_contexts_count() -> None:
+    def years_ago(year: int) -> int:
+        return (dt.date(2026, 5, 30) - dt.date(year, 12, 31)).days
+
+    cases: dict[str, list[int]] = {
+        "The bridge was built in 1889.": [years_ago(1889)],
+        "Prices have doubled since 1998, the council said.": [years_ago(1998)],
+        "In 1998 the council closed it.": [years_ago(1998)],
+        "1998's floods were worse.": [years_ago(1998)],
+        "The line ran to the coast by the 1930s.": [years_ago(1939)],
+        "She was born on 30 June 1962 in Leeds.": [(dt.date(2026, 5, 30) - dt.date(1962, 6, 30)).days],
+        "A strike in the summer of 1962 closed it, and another in mid-1974.": [
+            years_ago(1962),
+            years_ago(1974),
+        ],
+        "Monks built the quay in about 1340, and in early 1911 trams came.": [
+            years_ago(1340),
+            years_ago(1911),
+        ],
+        "Deeper water was needed, and in 1887 engineers dug a basin.": [years_ago(1887)],
+        "Trams ran between 1950 and 1960, until 1961 engineers said.": [
+            years_ago(y) for y in (1950, 1960, 1961)
+        ],
+    }
+    for sentence, expected in cases.items():
+        assert distances(sentence, PUBLISHED) == expected, sentence
+
+
+def test_future_years_are_never_far() -> None:
+    """A plan's target years are what a report of today's decision quotes: counted, not far."""
+    plan = "Coal is out by 2030, and net zero by 2050."
+    assert distances(plan, PUBLISHED) == [
+        (dt.date(2026, 5, 30) - dt.date(2030, 1, 1)).days,
+        (dt.date(2026, 5, 30) - dt.date(2050, 1, 1)).days,
+    ]
+    assert far_share(plan, PUBLISHED) == 0.0
+    assert far_share("The plant opened in 1975; it closes by 2030.", PUBLISHED) > 0.0
 
 
 def test_far_share_counts_the_years_long_gone() -> None:
     history = "A steamer began in 1887; by the 1950s it carried dockers. It stopped in 1968."
     report = "The ferry opened on Saturday at 06:10; the plan dates from 2019."
-    assert far_share(history, PUBLISHED) == 3 / 4  # three far, and the prior's one near
-    assert far_share(report, PUBLISHED) == 1 / 4
+    assert far_share(history, PUBLISHED) == 3 / (3 + PRIOR_NEAR)  # three far, and the prior's near
+    assert far_share(report, PUBLISHED) == 1 / (3 + PRIOR_NEAR)
+    assert far_share("The bridge, built in 1998, closed on Saturday.", PUBLISHED) == 1 / (2 + PRIOR_NEAR)
     assert far_share("No dates at all.", PUBLISHED) == 0.0
     assert far_share(history, None) == 0.0  # nothing to anchor to
     assert FAR_DAYS == 365
