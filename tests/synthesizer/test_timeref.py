@@ -63,6 +63,74 @@ def test_numbers_that_are_not_times() -> None:
     assert distances("The ferry left at 1430 GMT and docked at 1800 hours.", PUBLISHED) == [0, 0]
 
 
+#: Monday 2026-11-30 09:00 UTC: every year before 2025 is far
+LATE = dt.datetime(2026, 11, 30, 9, tzinfo=dt.UTC).timestamp()
+
+
+def test_counts_and_clock_times_are_not_years_long_past() -> None:
+    """A count before "in <year>" or "in the morning", or closed by a verb after "of", is no year; a
+    valid HHMM after from/to/until/by/around/at is a time of the day (near). Sentences invented."""
+    cases: dict[str, list[int]] = {
+        "Visitors rose from 1200 in 2024 to 1900 in 2025.": [
+            (dt.date(2026, 11, 30) - dt.date(2024, 12, 31)).days,
+            (dt.date(2026, 11, 30) - dt.date(2025, 12, 31)).days,
+        ],
+        "Hundreds were evacuated in 2025 and 1500 in 2026.": [
+            (dt.date(2026, 11, 30) - dt.date(2025, 12, 31)).days,
+            0,  # 2026
+        ],
+        "A crowd of 1500 on Sunday.": [0],
+        "The death toll of 1200 was confirmed.": [],
+        "A total of 1250 were rescued.": [],
+        "Demand fell to 1100 when crews restored power.": [0],
+        "Calls were up from 1790 in the morning.": [],
+        "By 1700 the crowd had gone home.": [0],
+        "The road is closed until 1800 on Friday.": [0, 0],
+        "The park was shut from 0900 to 1700 on Sunday.": [0, 0],
+        "The jam began around 1300 when a truck overturned.": [0],
+    }
+    for sentence, expected in cases.items():
+        assert distances(sentence, LATE) == expected, sentence
+        assert far_share(sentence, LATE) == (1 / (2 + PRIOR_NEAR) if "2024" in sentence else 0.0)
+
+
+def test_years_stay_years_late_in_the_year() -> None:
+    """What was right before the count and clock rules stays right (publication 2026-11-30)."""
+
+    def years_ago(year: int) -> int:
+        return (dt.date(2026, 11, 30) - dt.date(year, 12, 31)).days
+
+    for sentence in (
+        "Shelters opened in 1500 homes.",
+        "The fire burned 1987 acres.",
+        "Route 1917 buses were held.",
+        "Room 1204 was sealed.",
+        "Tickets cost $1500.",
+        "The hall holds 1,500.",
+        "Between 1500 and 2000 officers were on duty.",
+    ):
+        assert distances(sentence, LATE) == [], sentence
+    cases: dict[str, list[int]] = {
+        "Prices have doubled since 1976.": [years_ago(1976)],
+        "The line ran to the coast by the 1930s.": [years_ago(1939)],
+        "The mill ran from 1998 to 2004.": [years_ago(1998), years_ago(2004)],
+        "Coal is out by 2030.": [(dt.date(2026, 11, 30) - dt.date(2030, 1, 1)).days],
+        "The ferry left at 1145 GMT.": [0],
+        "The bridge was built in 1889.": [years_ago(1889)],
+        "She was born on 30 June 1962.": [(dt.date(2026, 11, 30) - dt.date(1962, 6, 30)).days],
+        "Another strike came in mid-1974.": [years_ago(1974)],
+        "Monks built the quay in about 1340.": [years_ago(1340)],
+        "Deeper water was needed, and in 1887 engineers dug a basin.": [years_ago(1887)],
+        "1998's floods were worse.": [years_ago(1998)],
+        # HHMM-shaped, but a phrase's end, a 20xx year or a range of years: years all the same
+        "The chapel dates from 1950.": [years_ago(1950)],
+        "By 2020 the city had grown.": [years_ago(2020)],
+        "The mine ran from 2004 to 2010.": [years_ago(2004), years_ago(2010)],
+    }
+    for sentence, expected in cases.items():
+        assert distances(sentence, LATE) == expected, sentence
+
+
 def test_years_in_year_contexts_count() -> None:
     def years_ago(year: int) -> int:
         return (dt.date(2026, 5, 30) - dt.date(year, 12, 31)).days

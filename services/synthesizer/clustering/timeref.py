@@ -13,7 +13,9 @@ A bare four-digit number is a year only where English grammar makes it one (a nu
 often a count, a measure, an address or a code): after a preposition or phrase that takes a time
 (``in``, ``since``, ``the summer of``, a month name, ...) and not followed by a word that it counts
 (``in 1998 the council`` is a year, ``by 1500 officers`` is not), or before a possessive
-(``1998's floods``). Numbers glued to letters (``A1200``, ``1200mm``) are never years.
+(``1998's floods``). Numbers glued to letters (``A1200``, ``1200mm``) are never years, nor counts
+that grammar marks as such (``1500 in 2026``, ``a toll of 1200 was``); a valid HHMM after a word that
+also takes a time of the day (``until 1800 on Friday``, ``from 0900 to 1700``) is a clock time.
 """
 
 from __future__ import annotations
@@ -134,6 +136,45 @@ def _span(first: dt.date, last: dt.date, published: dt.date) -> int:
 _POSSESSIVE = re.compile("['\u2019]s\\b")
 #: a range's second number ("between 1500 and 2000 officers": both are counts)
 _RANGE_END = re.compile(r"\s+(?:and|or|to)\s+(\d{4})\b")
+#: what follows a count, never a year: "1500 in 2026" (a year of its own), "1790 in the morning"
+_COUNT_AFTER = re.compile(
+    rf"\s+in\s+(?:{_YEAR}\b|the\s+(?:morning|afternoon|evening|night)\b)", re.IGNORECASE
+)
+#: after "of", a verb or "on" closes a count ("a toll of 1200 was", "a crowd of 1500 on Sunday"); a
+#: year after "of" ends a phrase ("the floods of 1998.") or comes before a name or a comma
+_OF_COUNT = re.compile(r"\s+(?:was|were|is|are|had|has|on)\b", re.IGNORECASE)
+#: the words after which a valid HHMM reads as a clock time ("until 1800 on Friday", "by 1700 the
+#: crowd", "from 0900 to 1700"); "in around 1340" is a year all the same
+_CLOCK_BEFORE = re.compile(r"(?<!\bin\s)\b(?:from|to|until|till|by|around|at)\s+$", re.IGNORECASE)
+#: a range around the number: "from 1998 to 2004" (before the second), "from 1998 to" (after the first)
+_RANGE_BEFORE = re.compile(r"\b(?:from|between)\s+(\d{4})\s+(?:to|and|until|till)\s+$", re.IGNORECASE)
+_PHRASE_END = re.compile(r"""\s*(?:$|[.,;:!?)\]"\u201d]|--?\s|\u2013|\u2014)""")
+_RANGE_AFTER = re.compile(r"\s+(?:to|and|until|till)\s+(\d{4})\b", re.IGNORECASE)
+
+
+def _hhmm(number: str) -> bool:
+    """Whether a four-digit number reads as a 24-hour clock time (0900, 1700; not 1998, 1961)."""
+    return int(number[:2]) < 24 and int(number[2:]) < 60
+
+
+def _is_clock(text: str, start: int, end: int) -> bool:
+    """Whether the year-shaped number at ``start``..``end``, after from/to/until/by/around/at, is a
+    clock time: a valid HHMM that does not end a phrase ("dates from 1950." is a year). Alone, only
+    0000-1959 (20xx are the years news quotes most: "from 2019, "by 2020 the city"); in a range, both
+    ends must be times, and not both 20xx ("from 0900 to 1700", "from 1300 to 2000" are times; "from
+    1998 to 2004": 1998 cannot be one, so both are years; "from 2004 to 2010": years)."""
+    number = text[start:end]
+    if (
+        not _hhmm(number)
+        or not _CLOCK_BEFORE.search(text, max(0, start - 24), start)
+        or _PHRASE_END.match(text, end)
+    ):
+        return False
+    other = _RANGE_BEFORE.search(text, max(0, start - 32), start) or _RANGE_AFTER.match(text, end)
+    if other is None:
+        return number[0] == "1"
+    end_ = other.group(1)
+    return end_[0] == "0" or (_hhmm(end_) and "1" in (number[0], end_[0]))
 
 
 def _is_year(text: str, start: int, end: int) -> bool:
@@ -142,7 +183,9 @@ def _is_year(text: str, start: int, end: int) -> bool:
     if _POSSESSIVE.match(text, end) or _UNAMBIGUOUS.search(text, before, start):
         return True
     ambiguous = _AMBIGUOUS.search(text, before, start)
-    if ambiguous is None:
+    if ambiguous is None or _COUNT_AFTER.match(text, end):
+        return False
+    if ambiguous.group(1).lower() == "of" and _OF_COUNT.match(text, end):
         return False
     if not _YEAR_AFTER.match(text, end):
         # "in 1887 engineers dug" against "in 1500 homes": after in/before/after, a number that is not
@@ -186,7 +229,11 @@ def distances(text: str, published: float) -> list[int]:
             if not _is_year(text, m.start(), m.end()):
                 continue
             year = int(g["y5"])
-            out.append(_span(dt.date(year, 1, 1), dt.date(year, 12, 31), pub))
+            span = _span(dt.date(year, 1, 1), dt.date(year, 12, 31), pub)
+            # a far-past year that may be a clock time ("by 1700 the crowd", "until 1800 on Friday")
+            # is read as the time: a news report's own day, not a history ("by 1700 the city had"
+            # is lost as a year; a near or future year, "by 2030", reads the same either way)
+            out.append(0 if span >= FAR_DAYS and _is_clock(text, m.start(), m.end()) else span)
         elif g["month"]:
             out.append(min((_nearest(_MONTHS[g["m6"].lower()], d, pub) for d in (1, 28)), key=abs))
     return out
