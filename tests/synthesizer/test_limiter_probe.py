@@ -182,3 +182,22 @@ async def test_a_cancelled_call_of_the_pair_leaves_the_probe_at_two(clock: Clock
     assert not limiter.probing
     assert limiter.limit == 1
     assert limiter.in_flight == 0
+
+
+async def test_a_5xx_on_a_lone_call_at_the_pair_limit_leaves_the_probe_running(clock: Clock) -> None:
+    """Sparse work: after the first call the limit is 2, but the next call runs alone and meets a 5xx or a
+    timeout. Nothing was learnt about two together, so the probe goes on (the limit is cut), and the next
+    pair, served in parallel, opens the limit to the initial one instead of leaving the additive increase
+    to climb from 1."""
+    limiter = AdaptiveLimiter()
+    served(clock, [await limiter.acquire()], 1.0)
+    assert (limiter.probing, limiter.limit) == (True, 2)
+    lone = await limiter.acquire()
+    clock.now += SOLO_SECONDS
+    lone.congestion()
+    assert (limiter.probing, limiter.limit, limiter.in_flight) == (True, 1, 0)  # cut, still probing
+    served(clock, [await limiter.acquire()], 1.0)  # alone again
+    assert limiter.limit == 2
+    served(clock, [await limiter.acquire(), await limiter.acquire()], 1.0)
+    assert not limiter.probing
+    assert limiter.limit == 64

@@ -30,7 +30,8 @@ concurrency of at most 2, where opening at ``initial`` at once put every call in
 (llama.cpp: the first answer 4 calls late); a batching or rate-limited backend pays two round trips
 once in the life of the process. A 5xx, timeout or 429 during the pair ends the probe without opening
 (the additive increase takes over from the cut); during the first call alone, a 5xx or timeout leaves
-the probe where it is (nothing was learnt about concurrency).
+the probe where it is (nothing was learnt about concurrency), and so does one on a call that ran alone
+while the limit was already 2 (sparse work: the pair never ran).
 
 A 429 whose Retry-After has a fraction of a second is a rate window's precise end (HTTP's Retry-After
 is whole seconds; a server that says 0.63 has measured it): :meth:`AdaptiveLimiter.pause` lets no call
@@ -80,7 +81,7 @@ class Permit:
         """A 5xx or a timeout: the backend struggles; cut multiplicatively (once per round trip)."""
         if not self._done:
             self._done = True
-            self.limiter._on_congestion()
+            self.limiter._on_congestion(self.concurrency())
 
     def over_capacity(self) -> None:
         """A 429 while other calls are in flight: the backend is full at what it serves right now."""
@@ -412,13 +413,16 @@ class AdaptiveLimiter:
             self._set(min(self._limit, max(still_in_flight, self.minimum)))
         self._release(completed=False)
 
-    def _on_congestion(self) -> None:
+    def _on_congestion(self, concurrency: float) -> None:
+        """A 5xx or a timeout on a call that ran with ``concurrency`` calls in service (time-averaged)."""
         self.progressed()
         if not self.static:
             now = time.monotonic()
             self._slow_start = False
-            if self._probing and self.limit >= 2:
-                self._end_probe()  # congestion with two in service: never open to the initial limit
+            if self._probing and concurrency >= SOLO:
+                # congestion with the pair in service: never open to the initial limit. A call that ran
+                # alone (the first one, or sparse work at the pair's limit) says nothing about two
+                self._end_probe()
             # one cut per round trip: a burst of 429s from one overload is one signal, not twenty
             rtt = min(c[0] for c in self._costs) if self._costs else 0.1
             if now - self._last_cut >= rtt:
