@@ -22,6 +22,7 @@ from services.synthesizer.pipeline.lease import (
     failed,
 )
 from services.synthesizer.pipeline.reuse import ReusingWriter, stored_llm_stories
+from services.synthesizer.pipeline.supervise import supervise
 from services.synthesizer.pipeline.watchdog import StreamStalledError, Watchdog, guarded, requests_watched
 from services.synthesizer.session import SynthesisSession
 
@@ -34,6 +35,8 @@ S = common_pb2
 #: a stopping replica's job becomes claimable after this long: the replica's own long polls, cancelled as
 #: it stops, are gone by then and cannot take the job back (the store may see their cancellation late)
 STOPPING_RELEASE_DELAY = 0.5
+#: after the LLM work, no pipeline task ending for this many watchdog periods fails the attempt
+STALL_WATCHDOGS = 3
 ArticleQueue = asyncio.Queue[common_pb2.Article | None]
 
 
@@ -98,24 +101,22 @@ class JobRun(LeasedRun):
         to_synth: asyncio.Queue[common_pb2.Article | None] = asyncio.Queue()
         stories: asyncio.Queue[common_pb2.Story | None] = asyncio.Queue()
         work = {
-            asyncio.create_task(self._fetch(to_store, to_synth)),
-            asyncio.create_task(self._write_articles(to_store)),
-            asyncio.create_task(self._synthesize(session, to_synth, stories)),
-            asyncio.create_task(self._write_stories(stories)),
+            asyncio.create_task(self._fetch(to_store, to_synth), name="fetch"),
+            asyncio.create_task(self._write_articles(to_store), name="write articles"),
+            asyncio.create_task(self._synthesize(session, to_synth, stories), name="synthesize"),
+            asyncio.create_task(self._write_stories(stories), name="write stories"),
         }
-        guards = {asyncio.create_task(self._progress_loop()), asyncio.create_task(self._watch_cancel())}
-        everything = work | guards
-        try:
-            while work:
-                done, _ = await asyncio.wait(work | guards, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()  # re-raise the first failure: cancellation, lost lease, an RPC error
-                work -= done
-                guards -= done  # a guard that ended quietly (the cancel watch) just stops guarding
-        finally:
-            for task in everything:
-                task.cancel()
-            await asyncio.gather(*everything, return_exceptions=True)
+        guards = {
+            asyncio.create_task(self._progress_loop(), name="progress"),
+            asyncio.create_task(self._watch_cancel(), name="cancel watch"),
+        }
+        await supervise(work, guards, self._idle_limit)
+
+    def _idle_limit(self) -> float | None:
+        """Once the LLM work is over only store writes are left, each watched by its own watchdog: no task
+        ending for three watchdog periods then means a stall the watchdogs missed (None before: an LLM
+        call may rightly take minutes)."""
+        return STALL_WATCHDOGS * self._watchdog if self.state == S.JOB_STATE_STORING else None
 
     async def _session(self) -> SynthesisSession:
         o = self.job.spec.options

@@ -5,10 +5,13 @@ a message the transport has not taken, a response after the last request) and ma
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+#: how long cancelled tasks get to end before they are abandoned
+CANCEL_GRACE = 5.0
 
 
 class StreamStalledError(Exception):
@@ -74,6 +77,21 @@ async def guarded(dog: Watchdog, work: Awaitable[T]) -> T:
         watcher.result()  # raises StreamStalledError
         raise AssertionError("a watchdog returned")
     finally:
-        for t in (task, watcher):
-            t.cancel()
-        await asyncio.gather(task, watcher, return_exceptions=True)
+        await cancel_all((task, watcher))
+
+
+async def cancel_all(
+    tasks: Iterable[asyncio.Future[Any]], grace: float = CANCEL_GRACE
+) -> list[asyncio.Future[Any]]:
+    """Cancel the tasks and wait up to ``grace`` seconds for them to end; returns those that did not.
+    The outcomes of those that ended are consumed (no "exception was never retrieved")."""
+    tasks = list(tasks)
+    running = [t for t in tasks if not t.done()]
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.wait(running, timeout=grace)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()
+    return [t for t in running if not t.done()]
