@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from services.synthesizer.pipeline.supervise import supervise
-from services.synthesizer.pipeline.watchdog import StreamStalledError, cancel_all
+from services.synthesizer.pipeline.watchdog import StreamStalledError, Watchdog, cancel_all, guarded
 
 
 async def forever() -> None:
@@ -67,3 +67,22 @@ async def test_a_task_deaf_to_cancellation_is_abandoned_and_logged(caplog: pytes
     assert left == [stuck]
     release.set()
     await asyncio.wait_for(stuck, 5)
+
+
+async def test_a_stalled_stream_whose_call_ignores_cancel_still_fails_the_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The watchdog fires, the call it guards does not end when cancelled (the suspected cause of a job
+    held in STORING): the stall is still raised, after the guard's grace, and the stuck call's stack is
+    logged under the stream's name."""
+    release = asyncio.Event()
+    dog = Watchdog("store.PutStories", 0.2)
+    dog.expect()
+    call = asyncio.ensure_future(deaf(release))
+    with caplog.at_level(logging.ERROR), pytest.raises(StreamStalledError, match="PutStories"):
+        await asyncio.wait_for(guarded(dog, call), 10)
+    assert "stream task did not end when cancelled" in caplog.text
+    assert "store.PutStories" in caplog.text
+    assert not call.done()
+    release.set()
+    await asyncio.wait_for(call, 5)

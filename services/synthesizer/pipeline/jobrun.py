@@ -6,6 +6,7 @@ is stopping, gives the job back at once (``release``) instead of letting its lea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -172,9 +173,15 @@ class JobRun(LeasedRun):
             await guarded(dog, consume())
         except grpc.aio.AioRpcError as exc:
             raise failed("fetcher.Fetch", exc) from None
-        finally:
-            await to_store.put(None)
-            await to_synth.put(None)
+        except BaseException:
+            # the attempt is failing and its consumers are being cancelled: waiting to put an end marker
+            # on a full queue nobody reads any more would hold this task for good
+            for queue in (to_store, to_synth):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+            raise
+        await to_store.put(None)
+        await to_synth.put(None)
         self._stamp(S.STAGE_FETCH, finished=True)
 
     async def _on_fetched(self, response: fetcher_pb2.FetchResponse, to_store: ArticleQueue,

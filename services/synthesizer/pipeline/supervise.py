@@ -13,23 +13,15 @@ stayed in STORING for minutes after its last story was stored, with no watchdog 
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from runtime.logging import get_logger
-from services.synthesizer.pipeline.watchdog import CANCEL_GRACE, StreamStalledError, cancel_all
+from services.synthesizer.pipeline.watchdog import CANCEL_GRACE, StreamStalledError, cancel_all, stack_of
 
 log = get_logger(__name__)
 
 Task = asyncio.Task[Any]
-
-
-def stack_of(task: Task) -> str:
-    """Where ``task`` is waiting, as a short traceback."""
-    out = io.StringIO()
-    task.print_stack(limit=12, file=out)
-    return out.getvalue()
 
 
 async def supervise(
@@ -62,6 +54,6 @@ async def supervise(
             watching -= done
     finally:
         for left in await cancel_all(everything, grace):
-            name = left.get_name() if isinstance(left, asyncio.Task) else repr(left)
-            stack = stack_of(left) if isinstance(left, asyncio.Task) else ""
-            log.error("pipeline task did not end when cancelled; abandoned", task=name, stack=stack)
+            assert isinstance(left, asyncio.Task)  # supervise is given tasks
+            log.error("pipeline task did not end when cancelled; abandoned", task=left.get_name(),
+                      stack=stack_of(left))  # fmt: skip

@@ -5,13 +5,19 @@ a message the transport has not taken, a response after the last request) and ma
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from runtime.logging import get_logger
+
 T = TypeVar("T")
+log = get_logger(__name__)
 
 #: how long cancelled tasks get to end before they are abandoned
 CANCEL_GRACE = 5.0
+#: a guarded stream's own task gets less, so that it is reported (and ends) before the pipeline's grace
+GUARD_GRACE = 2.0
 
 
 class StreamStalledError(Exception):
@@ -77,7 +83,10 @@ async def guarded(dog: Watchdog, work: Awaitable[T]) -> T:
         watcher.result()  # raises StreamStalledError
         raise AssertionError("a watchdog returned")
     finally:
-        await cancel_all((task, watcher))
+        for left in await cancel_all((task, watcher), GUARD_GRACE):
+            log.error(
+                "stream task did not end when cancelled; abandoned", stream=dog.name, stack=stack_of(left)
+            )
 
 
 async def cancel_all(
@@ -94,4 +103,21 @@ async def cancel_all(
     for task in tasks:
         if task.done() and not task.cancelled():
             task.exception()
-    return [t for t in running if not t.done()]
+    left = [t for t in running if not t.done()]
+    for task in left:  # should an abandoned task end later, its outcome is read then
+        task.add_done_callback(_outcome_read)
+    return left
+
+
+def _outcome_read(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("an abandoned task ended with an error", error=repr(task.exception()))
+
+
+def stack_of(task: asyncio.Future[Any]) -> str:
+    """Where ``task`` is waiting, as a short traceback."""
+    if not isinstance(task, asyncio.Task):
+        return repr(task)
+    out = io.StringIO()
+    task.print_stack(limit=12, file=out)
+    return out.getvalue()
