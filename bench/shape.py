@@ -18,8 +18,9 @@ import time
 
 import aiohttp
 
-from bench.peers.common import Story, Work, cluster_articles, default_plan, request_payload
+from bench.peers.common import Story, Work, cluster_articles, default_plan
 from bench.scenarios.seed import corpus_articles
+from services.synthesizer.llm.client import request_payload
 
 
 async def shape(base_url: str, model: str, in_flight: list[int], max_tokens: int) -> list[tuple[int, float]]:

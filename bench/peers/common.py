@@ -30,7 +30,13 @@ from storywire.v1 import common_pb2
 from services.synthesizer.clustering import StreamClusterer
 from services.synthesizer.engine import DEFAULT_MIN_ARTICLES, cluster_backend
 from services.synthesizer.llm.caller import RetryPolicy
-from services.synthesizer.llm.client import BackendInfo, ChatRequest, OpenAIClient, parse_completion
+from services.synthesizer.llm.client import (
+    BackendInfo,
+    ChatRequest,
+    OpenAIClient,
+    parse_completion,
+    request_payload,
+)
 from services.synthesizer.llm.errors import BadResponseError
 from services.synthesizer.session import doc_of
 from services.synthesizer.settings import SynthesizerSettings
@@ -73,24 +79,6 @@ def cluster_articles(articles: Sequence[common_pb2.Article]) -> Clusters:
         clusterer.add(doc_of(article))
     final = clusterer.finish().final
     return [[SourceArticle(d.id, d.title, d.text, d.content_hash) for d in c.docs] for c in final]
-
-
-def request_payload(request: ChatRequest) -> dict[str, Any]:
-    """The JSON body storywire's client (``OpenAIClient.complete``) sends for ``request``."""
-    payload: dict[str, Any] = {
-        "model": request.model,
-        "messages": [{"role": role, "content": content} for role, content in request.messages],
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "stream": False,
-    }
-    if request.response_format is not None:
-        payload["response_format"] = dict(request.response_format)
-    if request.grammar is not None:
-        payload["grammar"] = request.grammar
-    if request.repeat_penalty is not None:
-        payload["repeat_penalty"] = request.repeat_penalty
-    return payload
 
 
 def body_bytes(request: ChatRequest) -> bytes:

@@ -120,6 +120,24 @@ def proxy_for(url: str) -> str | None:
     return urllib.request.getproxies().get(parts.scheme) or None
 
 
+def request_payload(request: ChatRequest) -> dict[str, Any]:
+    """The JSON body of a chat completion request (also what the bench's peers send, byte for byte)."""
+    payload: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": role, "content": content} for role, content in request.messages],
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "stream": False,
+    }
+    if request.response_format is not None:
+        payload["response_format"] = dict(request.response_format)
+    if request.grammar is not None:
+        payload["grammar"] = request.grammar
+    if request.repeat_penalty is not None:
+        payload["repeat_penalty"] = request.repeat_penalty
+    return payload
+
+
 class OpenAIClient:
     """One pooled aiohttp session per backend with connect/read timeouts and a total deadline per call.
 
@@ -198,19 +216,7 @@ class OpenAIClient:
             return None
 
     async def complete(self, request: ChatRequest) -> Completion:
-        payload: dict[str, Any] = {
-            "model": request.model,
-            "messages": [{"role": role, "content": content} for role, content in request.messages],
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "stream": False,
-        }
-        if request.response_format is not None:
-            payload["response_format"] = dict(request.response_format)
-        if request.grammar is not None:
-            payload["grammar"] = request.grammar
-        if request.repeat_penalty is not None:
-            payload["repeat_penalty"] = request.repeat_penalty
+        payload = request_payload(request)
         started = time.perf_counter()
         try:
             async with (
