@@ -72,7 +72,8 @@ def accounting_line(a: common_pb2.JobAccounting) -> str:
     """entries found = in stories + left out, per reason (every reason, zeros included)."""
     left = sum(c.entries for c in a.left_out)
     reasons = ", ".join(f"{REASONS[c.reason]} {c.entries}" for c in a.left_out)
-    retired = f"; {a.retired_stories} provisional stories retired" if a.retired_stories else ""
+    noun = "story" if a.retired_stories == 1 else "stories"
+    retired = f"; {a.retired_stories} provisional {noun} retired" if a.retired_stories else ""
     verdict = "adds up" if a.balanced else f"DOES NOT ADD UP: {a.mismatch}"
     found = f"accounting: {a.entries_found} entries found = {a.in_stories} in {a.stories} stories"
     return f"{found} + {left} left out ({reasons}){retired}; {verdict}"
