@@ -18,7 +18,7 @@ from bench.peers.common import DEFAULTS, Clusters, PeerRun, default_plan
 from bench.procs import settings_note, sim_reset, sim_stats
 from bench.report import Row
 from devtools.llmsim import answer_for, answer_format, profile_config, story_for
-from devtools.simmodel import PROFILES, makespan, solo_seconds
+from devtools.simmodel import PROFILES, chain_makespan, makespan, solo_seconds
 from services.synthesizer.stories import grounding
 from services.synthesizer.stories.prompt import parse_answer
 
@@ -106,7 +106,7 @@ def works(clusters: Clusters, profile: str, strict: bool = False, **changes: Any
 def ideal(clusters: Clusters, profile: str, strict: bool = False, **changes: Any) -> tuple[float, float]:
     """(first story, last story) for a client that knows the backend and sends everything at once (or,
     under a window budget, as soon as the window has room): the model's lower bound for the LLM calls
-    alone (no clustering; one round: see :func:`regenerated_ideal`)."""
+    alone (no clustering; one round: see :func:`checked_ideal`)."""
     cfg = profile_config(profile, **changes)
     return makespan(
         sorted(works(clusters, profile, strict, **changes)), slots=cfg.slots,
@@ -115,11 +115,22 @@ def ideal(clusters: Clusters, profile: str, strict: bool = False, **changes: Any
     )  # fmt: skip
 
 
-def regenerated_ideal(first_round: float, run: PeerRun, profile: str) -> float:
-    """The ideal of a run whose answers were checked: its first round, then (a regeneration starts only
-    after its answer was read) the stricter prompts of the stories it regenerated, all at once."""
-    again = [s.sources for s in run.stories if s.rejections]
-    return first_round + (ideal(again, profile, strict=True)[1] if again else 0.0)
+def checked_ideal(run: PeerRun, profile: str) -> float:
+    """The ideal of a run whose answers were checked: each story's calls as the run made them (the first
+    prompt, then the stricter one after a rejected answer), each costing what its answer's tokens cost,
+    sent by a client that knows the backend: a story's first call at once, its regeneration as soon as
+    the answer before it was read. The first-round ideal cannot stand for this: a rejected answer is not
+    the grounded one it assumes (an invented fact makes it longer)."""
+    cfg = profile_config(profile)
+
+    def cost(prompt: int, completion: int) -> float:
+        return solo_seconds(
+            prompt, completion, ttft=cfg.ttft, prompt_tps=cfg.prompt_tps,
+            tokens_per_second=cfg.tokens_per_second, latency=cfg.latency,
+        )  # fmt: skip
+
+    chains = [[cost(*tokens) for tokens in story.tokens] for story in run.stories]
+    return chain_makespan(chains, slots=cfg.slots, batch_slowdown=cfg.batch_slowdown)
 
 
 def passing(run: PeerRun) -> int:

@@ -217,3 +217,29 @@ def makespan(
             last = t
             active = [left for left in active if left > 1e-9]
     return first, last
+
+
+def chain_makespan(chains: Sequence[Sequence[float]], *, slots: int, batch_slowdown: float = 0.0) -> float:
+    """The time the last of ``chains`` ends on a virtual clock, each chain a request followed by the
+    requests that could only be sent once its answer was read (a regeneration after a rejected answer).
+    Every chain's first request is sent at once; at most ``slots`` are in service, the rest wait in
+    order. (No window budget: the profiles whose answers are checked and regenerated have none.)"""
+    waiting = [(i, 0) for i, chain in enumerate(chains) if chain]  # (chain, step) ready to be served
+    active: dict[tuple[int, int], float] = {}  # remaining solo work of the requests in service
+    t = last = 0.0
+    while waiting or active:
+        while waiting and len(active) < slots:
+            i, step = waiting.pop(0)
+            active[i, step] = chains[i][step]
+        factor = slowdown(len(active), batch_slowdown)
+        step_s = min(active.values()) * factor
+        t += step_s
+        for key in list(active):
+            active[key] -= step_s / factor
+            if active[key] <= 1e-9:
+                del active[key]
+                i, step = key
+                if step + 1 < len(chains[i]):
+                    waiting.append((i, step + 1))
+                last = t
+    return last

@@ -19,7 +19,7 @@ from bench.peers.common import cluster_articles
 from bench.scenarios.seed import corpus_articles
 from bench.shape import shape
 from devtools.llmsim import SimConfig, Simulator, answer_for, profile_config, start_simulator
-from devtools.simmodel import PROFILES, SharedServer, makespan, slowdown, solo_seconds
+from devtools.simmodel import PROFILES, SharedServer, chain_makespan, makespan, slowdown, solo_seconds
 from services.synthesizer.stories import grounding
 from services.synthesizer.stories.prompt import SourceArticle, build_messages, parse_answer
 
@@ -212,6 +212,34 @@ async def test_shared_server_matches_its_virtual_clock_model() -> None:
     assert done[-1] >= 0.95 * last
     assert done[-1] < last + 1.0
     assert server.in_service == 0
+
+
+async def test_chains_on_the_shared_server_match_their_virtual_clock_model() -> None:
+    """A regeneration goes out once the answer before it is read: chains of requests, each link sent when
+    the one before it ends (what the sloppy profile's ideal charges for a rejected answer)."""
+    server = SharedServer(batch_slowdown=1.0)
+    chains = [[0.1], [0.2, 0.1]]
+    start = time.monotonic()
+
+    async def one(chain: list[float]) -> None:
+        for work in chain:
+            await server.serve(work)
+
+    await asyncio.gather(*(one(c) for c in chains))
+    wall = time.monotonic() - start
+    # f(n) = n: 0.1 and 0.2 share until 0.2 (0.1 done); then 0.1 left of the first link and the
+    # second link's 0.1 share until 0.4
+    assert chain_makespan(chains, slots=3, batch_slowdown=1.0) == pytest.approx(0.4)
+    assert 0.95 * 0.4 <= wall < 0.4 + 1.0
+
+
+def test_chain_makespan_waits_for_a_slot_and_for_the_link_before() -> None:
+    assert chain_makespan([[0.5], [0.5]], slots=16) == pytest.approx(0.5)
+    assert chain_makespan([[0.5], [0.5]], slots=1) == pytest.approx(1.0)
+    assert chain_makespan([[0.5, 0.5], [0.2]], slots=16) == pytest.approx(1.0)
+    # one slot: the second chain's request waits for the first link, then the regeneration waits for it
+    assert chain_makespan([[0.5, 0.5], [0.2]], slots=1) == pytest.approx(1.2)
+    assert chain_makespan([], slots=4) == 0.0
 
 
 def test_makespan_of_a_rate_window() -> None:

@@ -106,6 +106,8 @@ class Story:
         self.work = work
         self.rounds = [False, True] if work.checked else [False]  # the first prompt, then the stricter
         self.calls = self.rejections = 0
+        #: (prompt, completion) tokens of each answer read, in order (what the ideal charges for them)
+        self.tokens: list[tuple[int, int]] = []
         self.text = ""  # the last answer's text
         self.story: tuple[str, str] | None = None
         self.fallback = self.done = False
@@ -130,9 +132,12 @@ class Story:
         self.calls += 1
         self.attempt += 1
         try:
-            self.text = parse_completion(reply, self.request, 0.0).text
+            completion = parse_completion(reply, self.request, 0.0)
         except BadResponseError:
             self.text = ""
+        else:
+            self.text = completion.text
+            self.tokens.append((completion.prompt_tokens, completion.completion_tokens))
         if not self.work.checked:  # the naive client ships what it got
             self.done = True
             return

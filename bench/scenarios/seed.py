@@ -42,13 +42,13 @@ from bench.env import BenchEnv
 from bench.llmrun import (
     StreamRun,
     capacity,
+    checked_ideal,
     cold_start_row,
     ideal,
     median_row,
     passing,
     peer_first,
     peer_notes,
-    regenerated_ideal,
     sim_notes,
     stream,
     timed,
@@ -154,7 +154,7 @@ async def one_profile(  # noqa: PLR0917
                                len(last.stories), last_ideal, notes))  # fmt: skip
     if profile == "sloppy":  # the ideal of checked answers counts the regenerations (the oracle's)
         oracle_run = next(r for r in oracle_runs if r.stories and r.stories[0].work.checked)
-        last_ideal = regenerated_ideal(last_ideal, oracle_run, profile)
+        last_ideal = checked_ideal(oracle_run, profile)
         for row in rows:
             row.ideal_s = last_ideal if "no answer check" not in row.variant else row.ideal_s
     # storywire, on a synthesizer started afresh: its first run is the cold start and the warm-up
