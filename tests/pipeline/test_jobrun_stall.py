@@ -101,6 +101,7 @@ def test_a_story_write_slower_than_the_idle_limit_but_steady_ends_done() -> None
         return loop_time()
 
     ended = in_loop_time(scenario())
+    print(f"stories written for {ended - store.storing_at:.1f} s after STORING, idle limit {limit:g} s")
     states = [u.state for u in store.updates if u.state]
     assert not [u.error for u in store.updates if u.release], "the attempt was given back"
     assert states[-1] == S.JOB_STATE_DONE, states
