@@ -42,7 +42,8 @@ S = common_pb2
 #: a stopping replica's job becomes claimable after this long: the replica's own long polls, cancelled as
 #: it stops, are gone by then and cannot take the job back (the store may see their cancellation late)
 STOPPING_RELEASE_DELAY = 0.5
-#: after the LLM work, no pipeline task ending for this many watchdog periods fails the attempt
+#: after the LLM work, no progress (no task ending, no stream moving) for this many watchdog periods fails
+#: the attempt
 STALL_WATCHDOGS = 3
 ArticleQueue = asyncio.Queue[common_pb2.Article | None]
 
