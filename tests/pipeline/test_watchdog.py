@@ -1,5 +1,6 @@
-"""The pipeline's stream watchdog at its default time (on a virtual clock), and a client stream whose
-peer stops taking messages (in real time, with a short watchdog)."""
+"""The pipeline's stream watchdog at its default time (on a virtual clock), what it reports to its
+attempt's activity, and a client stream whose peer stops taking messages (in real time, with a short
+watchdog)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.synthesizer.pipeline.watchdog import StreamStalledError, Watchdog, guarded, requests_watched
+from services.synthesizer.pipeline.watchdog import (
+    Activity,
+    StreamStalledError,
+    Watchdog,
+    guarded,
+    requests_watched,
+)
 from services.synthesizer.settings import SynthesizerSettings
 
 DEFAULT = SynthesizerSettings.model_fields["worker_stream_watchdog_seconds"].default
@@ -90,3 +97,28 @@ async def test_a_peer_that_stops_taking_messages_fails_the_call_and_cancels_it()
 
 async def quick(requests: AsyncIterator[int]) -> str:
     return f"{len([r async for r in requests])} items"
+
+
+async def test_every_message_taken_is_reported_to_the_attempts_activity() -> None:
+    """Progress (a message the transport took) moves the attempt's activity; a message merely owed, or
+    the response awaited after the last one, does not."""
+    time = VirtualTime(limit=10 * DEFAULT)
+    activity = Activity(time.clock)
+    dog = Watchdog("store.PutStories", DEFAULT, time.clock, time.sleep, activity=activity)
+    moves: list[float] = []
+    requests = requests_watched(items_at(time, [5.0, 5.0, 5.0]), dog)
+    async for _ in requests:
+        time.now += 1.0  # the transport asks for the next message a second later: this one is taken
+        moves.append(activity.last)
+    time.now += 30.0  # half-closed: waiting for the response is owed, not progress
+    assert dog.owed
+    assert moves == [0.0, 6.0, 12.0]
+    assert activity.last == 18.0
+    assert activity.idle() == 30.0
+
+
+async def items_at(time: VirtualTime, gaps: list[float]) -> AsyncIterator[int]:
+    """One item after each gap of virtual time."""
+    for i, gap in enumerate(gaps):
+        time.now += gap
+        yield i

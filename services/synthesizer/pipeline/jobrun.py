@@ -24,7 +24,13 @@ from services.synthesizer.pipeline.lease import (
 )
 from services.synthesizer.pipeline.reuse import ReusingWriter, stored_llm_stories
 from services.synthesizer.pipeline.supervise import supervise
-from services.synthesizer.pipeline.watchdog import StreamStalledError, Watchdog, guarded, requests_watched
+from services.synthesizer.pipeline.watchdog import (
+    Activity,
+    StreamStalledError,
+    Watchdog,
+    guarded,
+    requests_watched,
+)
 from services.synthesizer.session import SynthesisSession
 
 log = get_logger(__name__)
@@ -36,12 +42,15 @@ S = common_pb2
 #: a stopping replica's job becomes claimable after this long: the replica's own long polls, cancelled as
 #: it stops, are gone by then and cannot take the job back (the store may see their cancellation late)
 STOPPING_RELEASE_DELAY = 0.5
-#: after the LLM work, no pipeline task ending for this many watchdog periods fails the attempt
+#: after the LLM work, no progress (no task ending, no stream moving) for this many watchdog periods fails
+#: the attempt
 STALL_WATCHDOGS = 3
 ArticleQueue = asyncio.Queue[common_pb2.Article | None]
 
 
 class JobRun(LeasedRun):
+    _activity: Activity  # the attempt's: its streams' watchdogs report to it, the net counts from it
+
     async def run(self) -> None:
         started = time.perf_counter()
         log.info("job started", job_id=self.job.id, attempt=self.job.attempts, urls=len(self.job.spec.urls))
@@ -98,6 +107,7 @@ class JobRun(LeasedRun):
 
     async def _pipeline(self) -> None:
         session = await self._session()
+        self._activity = Activity()
         to_store: asyncio.Queue[common_pb2.Article | None] = asyncio.Queue(maxsize=10_000)
         to_synth: asyncio.Queue[common_pb2.Article | None] = asyncio.Queue()
         stories: asyncio.Queue[common_pb2.Story | None] = asyncio.Queue()
@@ -111,12 +121,12 @@ class JobRun(LeasedRun):
             asyncio.create_task(self._progress_loop(), name="progress"),
             asyncio.create_task(self._watch_cancel(), name="cancel watch"),
         }
-        await supervise(work, guards, self._idle_limit)
+        await supervise(work, guards, self._idle_limit, self._activity)
 
     def _idle_limit(self) -> float | None:
         """Once the LLM work is over only store writes are left, each watched by its own watchdog: no task
-        ending for three watchdog periods then means a stall the watchdogs missed (None before: an LLM
-        call may rightly take minutes)."""
+        ending and no stream moving for three watchdog periods then means a stall the watchdogs missed
+        (None before: an LLM call may rightly take minutes)."""
         return STALL_WATCHDOGS * self._watchdog if self.state == S.JOB_STATE_STORING else None
 
     async def _session(self) -> SynthesisSession:
@@ -157,7 +167,7 @@ class JobRun(LeasedRun):
                 heartbeat_seconds=min(self._watchdog / 4, 5.0),
             ),
         )  # fmt: skip
-        dog = Watchdog("fetcher.Fetch", self._watchdog)
+        dog = Watchdog("fetcher.Fetch", self._watchdog, activity=self._activity)
         dog.expect()
 
         async def consume() -> None:
@@ -223,7 +233,7 @@ class JobRun(LeasedRun):
                     articles=chunk, job_id=self.job.id, attempt=self.job.attempts
                 )
 
-        dog = Watchdog("store.PutArticles", self._watchdog)
+        dog = Watchdog("store.PutArticles", self._watchdog, activity=self._activity)
         try:
             reply = await guarded(dog, self.c.store.PutArticles(requests_watched(chunks(), dog)))
         except grpc.aio.AioRpcError as exc:
@@ -298,7 +308,7 @@ class JobRun(LeasedRun):
             async for chunk in queue_batches(queue, STORY_CHUNK, CHUNK_LINGER):
                 yield store_pb2.PutStoriesRequest(stories=chunk)
 
-        dog = Watchdog("store.PutStories", self._watchdog)
+        dog = Watchdog("store.PutStories", self._watchdog, activity=self._activity)
         try:
             reply = await guarded(dog, self.c.store.PutStories(requests_watched(chunks(), dog)))
         except grpc.aio.AioRpcError as exc:

@@ -1,6 +1,8 @@
 """Progress watchdogs for the pipeline's streams: a stream that is owed progress (a message to receive,
 a message the transport has not taken, a response after the last request) and makes none for
-``seconds`` fails the attempt with a reason that names the service and the stream."""
+``seconds`` fails the attempt with a reason that names the service and the stream. The watchdogs of an
+attempt's pipeline streams also report their progress to its ``Activity``, which the net under them
+(``supervise.py``) counts its idle time from."""
 
 from __future__ import annotations
 
@@ -24,8 +26,24 @@ class StreamStalledError(Exception):
     """A pipeline stream made no progress for its watchdog time."""
 
 
+class Activity:
+    """When a job attempt last moved: one of its streams made progress, or one of its tasks ended."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock or asyncio.get_running_loop().time
+        self.last = self._clock()
+
+    def touch(self) -> None:
+        self.last = self._clock()
+
+    def idle(self) -> float:
+        """Seconds since the attempt last moved."""
+        return self._clock() - self.last
+
+
 class Watchdog:
-    """Fails (``watch`` raises) when the stream is owed progress and none came for ``seconds``."""
+    """Fails (``watch`` raises) when the stream is owed progress and none came for ``seconds``; reports
+    every progress to ``activity`` when given."""
 
     def __init__(
         self,
@@ -33,16 +51,21 @@ class Watchdog:
         seconds: float,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        *,
+        activity: Activity | None = None,
     ) -> None:
         self.name = name
         self.seconds = seconds
         self._clock = clock or asyncio.get_running_loop().time
         self._sleep = sleep
+        self._activity = activity
         self.last = self._clock()
         self.owed = False
 
     def progress(self) -> None:
         self.last = self._clock()
+        if self._activity is not None:
+            self._activity.touch()
 
     def expect(self, owed: bool = True) -> None:
         """Progress is (no longer) owed: a message is pending, or the response is awaited."""
