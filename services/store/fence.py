@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from typing import Any, Literal
+from typing import Any
 
 from services.store import jobstate
 from services.store.database import Conn
 
-#: how a write locks its jobs' rows: SHARE when it only reads them (articles), NO KEY UPDATE when the same
-#: transaction updates the row (stories update the job's store counters: taking the stronger lock at once
-#: avoids two writers each holding SHARE and both waiting to upgrade it)
-LockMode = Literal["SHARE", "NO KEY UPDATE"]
-LOCK = "SELECT id, state, lease_token FROM jobs WHERE id = ANY($1) ORDER BY id FOR {mode}"
+#: the job rows a fenced write locks, in id order (concurrent writes cannot deadlock). NO KEY UPDATE, not
+#: SHARE: a SHARE lock is granted past a waiting FOR UPDATE while another SHARE holds the row (checked on
+#: PostgreSQL 15), so a job's overlapping article batches could starve its UpdateJob (a lease renewal
+#: past its deadline fails the attempt); NO KEY UPDATE queues behind it, and the stories' transaction
+#: updates the row anyway. The cost: a job's fenced batches are written one at a time.
+LOCK = "SELECT id, state, lease_token FROM jobs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
 
 
 def holds(row: Any, lease: str) -> bool:
@@ -32,9 +33,7 @@ def holds(row: Any, lease: str) -> bool:
     return row["state"] not in jobstate.FINAL and str(row["lease_token"]) == lease
 
 
-async def lock_jobs(
-    conn: Conn, job_ids: Collection[uuid.UUID], lease: str, mode: LockMode
-) -> dict[uuid.UUID, bool]:
+async def lock_jobs(conn: Conn, job_ids: Collection[uuid.UUID], lease: str) -> dict[uuid.UUID, bool]:
     """The jobs of ``job_ids`` that exist, each with whether the write may go on for it. With a ``lease``
     their rows are locked (in id order, so that concurrent writes cannot deadlock) until the transaction
     ends, and a job is writable only under its live lease; without one (an unfenced write) every existing
@@ -42,7 +41,7 @@ async def lock_jobs(
     if not lease:
         rows = await conn.fetch("SELECT id FROM jobs WHERE id = ANY($1)", list(job_ids))
         return {r["id"]: True for r in rows}
-    rows = await conn.fetch(LOCK.format(mode=mode), sorted(job_ids))
+    rows = await conn.fetch(LOCK, sorted(job_ids))
     return {r["id"]: holds(r, lease) for r in rows}
 
 

@@ -198,7 +198,7 @@ class Writer:
             async with self.db.transaction() as conn:
                 if lease:  # the job row first: every writer and UpdateJob lock it before anything else
                     assert job is not None, "a fenced write names its job"
-                    if not (await lock_jobs(conn, [job.job_id], lease, "SHARE")).get(job.job_id):
+                    if not (await lock_jobs(conn, [job.job_id], lease)).get(job.job_id):
                         return None
                 await conn.execute(ARTICLES_STAGE)
                 await conn.copy_records_to_table("articles_stage", records=records, columns=ARTICLE_COLUMNS)
@@ -236,8 +236,7 @@ class Writer:
         async def op() -> tuple[list[asyncpg.Record], dict[uuid.UUID, bool]]:
             async with self.db.transaction() as conn:
                 job_ids = {uuid.UUID(s.job_id) for _, s in candidates}
-                # the job rows first (fenced: locked, stronger than SHARE as _announce updates them)
-                known = await lock_jobs(conn, job_ids, lease, "NO KEY UPDATE")
+                known = await lock_jobs(conn, job_ids, lease)  # the job rows first (fenced: locked)
                 records = [story_record(i, s) for i, s in candidates if known.get(uuid.UUID(s.job_id))]
                 if not records:
                     return [], known
