@@ -110,8 +110,8 @@ API_RULES: Rules = {
         "retry_after": Dur(0, 3600),
     },
     # items checked one by one by the store, which reports each refused item in its WriteResult
-    _P + "PutArticlesRequest": {"articles": Rep(10_000, per_item=True)},
-    _P + "PutStoriesRequest": {"stories": Rep(10_000, per_item=True)},
+    _P + "PutArticlesRequest": {"articles": Rep(10_000, per_item=True), "lease_token": ID},
+    _P + "PutStoriesRequest": {"stories": Rep(10_000, per_item=True), "lease_token": ID},
     # --- fetcher (URLs: each bad one is a per-URL FetchError, like any other failing URL) ---
     _P + "FetchRequest": {"urls": Rep(10_000, per_item=True), "job_id": ID},
     _P + "FetchOptions": {

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -24,6 +25,8 @@ from services.store.writes import Counts, JobAttempt, Writer
 log = get_logger(__name__)
 MAX_WAIT_SECONDS = 60.0
 T = TypeVar("T")
+#: an item of a write stream with the lease token of the message it came in ("" = unfenced)
+Leased = tuple[str, T]
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -74,35 +77,51 @@ class StoreWorkerServicer(store_pb2_grpc.StoreWorkerServiceServicer):
         counts = Counts()
         job: list[JobAttempt] = []  # from the first message that names the job
 
-        async def write(first: int, batch: list[common_pb2.Article]) -> None:
-            await self.writer.write_articles(list(enumerate(batch, first)), counts, job[0] if job else None)
+        async def write(items: list[tuple[int, common_pb2.Article]], lease: str) -> None:
+            await self.writer.write_articles(items, counts, job[0] if job else None, lease)
 
         requests = self.hub.until_closing(request_iterator)
 
-        async def chunks() -> AsyncIterator[list[common_pb2.Article]]:
+        async def chunks() -> AsyncIterator[list[Leased[common_pb2.Article]]]:
             async for r in requests:
                 if r.job_id and not job:
                     job.append(JobAttempt(parse_uuid(r.job_id, "job_id"), r.attempt))
-                yield list(r.articles)
+                if r.lease_token and not job:
+                    raise InvalidArgumentError("job_id", "is required with a lease_token")
+                yield [(r.lease_token, a) for a in r.articles]
 
-        await pipelined(self._batches(chunks()), write, self.settings.store_write_concurrency)
+        await pipelined(self._batches(chunks()), by_lease(write), self.settings.store_write_concurrency)
         requests.raise_if_stopped()  # after writing what was received
-        return store_pb2.PutArticlesResponse(result=counts.result())
+        return store_pb2.PutArticlesResponse(result=counts.result(), lease_lost=counts.lease_lost)
 
     async def PutStories(
         self, request_iterator: AsyncIterator[store_pb2.PutStoriesRequest], context: Context
     ) -> store_pb2.PutStoriesResponse:
         counts = Counts()
 
-        async def write(first: int, batch: list[common_pb2.Story]) -> None:
-            await self.writer.write_stories(list(enumerate(batch, first)), counts)
+        async def write(items: list[tuple[int, common_pb2.Story]], lease: str) -> None:
+            await self.writer.write_stories(items, counts, lease)
 
         # stories of one job are announced in order: one batch at a time
         requests = self.hub.until_closing(request_iterator)
-        chunks = (list(r.stories) async for r in requests)
-        await pipelined(self._batches(chunks), write, 1)
+        chunks = ([(r.lease_token, s) for s in r.stories] async for r in requests)
+        await pipelined(self._batches(chunks), by_lease(write), 1)
         requests.raise_if_stopped()  # after writing what was received
-        return store_pb2.PutStoriesResponse(result=counts.result())
+        return store_pb2.PutStoriesResponse(result=counts.result(), lease_lost=counts.lease_lost)
 
     def _batches(self, chunks: AsyncIterator[list[T]]) -> AsyncIterator[list[T]]:
         return batches(chunks, self.settings.store_batch_size, self.settings.store_batch_max_delay_ms / 1000)
+
+
+def by_lease(
+    write: Callable[[list[tuple[int, T]], str], Awaitable[None]],
+) -> Callable[[int, list[Leased[T]]], Coroutine[Any, Any, None]]:
+    """A batch writer for ``pipelined`` over leased items: each run of items of the same lease token (a
+    batch may span messages, each with its own token) is written, and fenced, by itself."""
+
+    async def write_batch(first: int, batch: Sequence[Leased[T]]) -> None:
+        numbered = enumerate(batch, first)
+        for lease, run in itertools.groupby(numbered, key=lambda item: item[1][0]):
+            await write([(index, item) for index, (_, item) in run], lease)
+
+    return write_batch

@@ -1,7 +1,8 @@
 """Batched, idempotent writes: COPY into a per-connection staging table, then one upsert per batch.
 
 One transaction per batch: a batch is written entirely or not at all, and a transient failure (lost
-connection) retries the same batch, which the upsert makes harmless.
+connection) retries the same batch, which the upsert makes harmless. A batch written under a lease token
+is fenced (``fence.py``): it is written only while that lease is its job's live lease.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from runtime.logging import get_logger
 from runtime.retry import TRANSIENT
 from services.store.convert import from_ts, job_to_proto
 from services.store.database import TRANSIENT_ERRORS, Conn, Database, required
+from services.store.fence import lease_lost_reason, lock_jobs
 from services.store.joblog import append_events, story_counts
 from services.store.validation import article_id, article_problem, story_id, story_problem
 
@@ -116,6 +118,16 @@ class Counts:
     updated: int = 0
     duplicates: int = 0
     rejected: list[common_pb2.RejectedItem] = field(default_factory=list)
+    #: a fenced write was refused: its lease is not its job's live lease any more
+    lease_lost: bool = False
+
+    def reject(self, items: Sequence[tuple[int, str]], reason: str) -> None:
+        """Refuse every (index, key) of ``items`` for the same reason."""
+        self.rejected += [common_pb2.RejectedItem(index=i, key=key, reason=reason) for i, key in items]
+
+    def refuse_lease(self, items: Sequence[tuple[int, str]], lease: str) -> None:
+        self.lease_lost = True
+        self.reject(items, lease_lost_reason(lease))
 
     def result(self) -> common_pb2.WriteResult:
         return common_pb2.WriteResult(
@@ -157,17 +169,21 @@ class Writer:
         items: Sequence[tuple[int, common_pb2.Article]],
         counts: Counts,
         job: JobAttempt | None = None,
+        lease: str = "",
     ) -> None:
-        """Upsert the valid articles; with ``job``, also record them as articles of that job's attempt."""
+        """Upsert the valid articles; with ``job``, also record them as articles of that job's attempt.
+        With a ``lease`` (which needs ``job``), nothing is written unless it is the job's live lease:
+        every valid article is then refused with the reason."""
         by_id: dict[str, tuple[Any, ...]] = {}
+        valid: list[tuple[int, str]] = []
         for index, a in items:
             problem = article_problem(a)
             if problem:
                 counts.rejected.append(common_pb2.RejectedItem(index=index, key=a.url, reason=problem))
                 continue
+            valid.append((index, a.url))
             aid = article_id(a.canonical_url, a.content_hash)
             if aid in by_id:  # the same article twice in one batch: a duplicate, kept once
-                counts.duplicates += 1
                 continue
             by_id[aid] = (
                 aid, a.url, a.canonical_url, a.content_hash, a.title, a.text,
@@ -178,8 +194,12 @@ class Writer:
         # id order: concurrent batches lock rows in the same order, so they cannot deadlock
         records = [by_id[k] for k in sorted(by_id)]
 
-        async def op() -> tuple[int, int]:
+        async def op() -> tuple[int, int] | None:
             async with self.db.transaction() as conn:
+                if lease:  # the job row first: every writer and UpdateJob lock it before anything else
+                    assert job is not None, "a fenced write names its job"
+                    if not (await lock_jobs(conn, [job.job_id], lease)).get(job.job_id):
+                        return None
                 await conn.execute(ARTICLES_STAGE)
                 await conn.copy_records_to_table("articles_stage", records=records, columns=ARTICLE_COLUMNS)
                 row = required(await conn.fetchrow(UPSERT_ARTICLES))
@@ -187,12 +207,20 @@ class Writer:
                     await conn.execute(RECORD_JOB_ARTICLES, job.job_id, job.attempt, sorted(by_id))
                 return int(row["inserted"]), int(row["updated"])
 
-        inserted, updated = await with_retries(op, what="articles")
+        written = await with_retries(op, what="articles")
+        if written is None:
+            counts.refuse_lease(valid, lease)
+            return
+        inserted, updated = written
         counts.inserted += inserted
         counts.updated += updated
-        counts.duplicates += len(records) - inserted - updated
+        counts.duplicates += len(valid) - inserted - updated
 
-    async def write_stories(self, items: Sequence[tuple[int, common_pb2.Story]], counts: Counts) -> None:
+    async def write_stories(
+        self, items: Sequence[tuple[int, common_pb2.Story]], counts: Counts, lease: str = ""
+    ) -> None:
+        """Upsert the valid stories of existing jobs. With a ``lease``, a story is written only when that
+        lease is its job's live lease, and refused with the reason otherwise."""
         candidates: list[tuple[int, common_pb2.Story]] = []
         for index, s in items:
             problem = story_problem(s)
@@ -205,11 +233,11 @@ class Writer:
         if not candidates:
             return
 
-        async def op() -> tuple[list[asyncpg.Record], set[uuid.UUID]]:
+        async def op() -> tuple[list[asyncpg.Record], dict[uuid.UUID, bool]]:
             async with self.db.transaction() as conn:
-                job_ids = list({uuid.UUID(s.job_id) for _, s in candidates})
-                known = {r["id"] for r in await conn.fetch("SELECT id FROM jobs WHERE id = ANY($1)", job_ids)}
-                records = [story_record(index, s) for index, s in candidates if uuid.UUID(s.job_id) in known]
+                job_ids = {uuid.UUID(s.job_id) for _, s in candidates}
+                known = await lock_jobs(conn, job_ids, lease)  # the job rows first (fenced: locked)
+                records = [story_record(i, s) for i, s in candidates if known.get(uuid.UUID(s.job_id))]
                 if not records:
                     return [], known
                 await conn.execute(STORIES_STAGE)
@@ -230,14 +258,18 @@ class Writer:
                 return list(changed), known
 
         changed, known = await with_retries(op, what="stories")
+        valid = 0
+        fenced_out: list[tuple[int, str]] = []
         for index, s in candidates:
-            if uuid.UUID(s.job_id) not in known:
-                counts.rejected.append(
-                    common_pb2.RejectedItem(
-                        index=index, key=s.cluster_key, reason=f"job {s.job_id} not found"
-                    )
-                )
-        valid = sum(1 for _, s in candidates if uuid.UUID(s.job_id) in known)
+            writable = known.get(uuid.UUID(s.job_id))
+            if writable is None:
+                counts.reject([(index, s.cluster_key)], f"job {s.job_id} not found")
+            elif not writable:
+                fenced_out.append((index, s.cluster_key))
+            else:
+                valid += 1
+        if fenced_out:
+            counts.refuse_lease(fenced_out, lease)
         inserted = sum(1 for r in changed if r["inserted"])
         counts.inserted += inserted
         counts.updated += len(changed) - inserted

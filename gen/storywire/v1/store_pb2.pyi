@@ -630,12 +630,20 @@ class PutArticlesRequest(_message.Message):
     ARTICLES_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
+    LEASE_TOKEN_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job whose articles these are (may be empty for plain writes). With it the store records each
     accepted article as an article of the job's attempt, for the job's accounting.
     """
     attempt: _builtins.int
     """The attempt (Job.attempts at claim) the articles belong to."""
+    lease_token: _builtins.str
+    """Lease token from ClaimJob: the message is a fenced write of the attempt holding that lease. It is
+    accepted only while that lease is the job's live lease (the job has not ended, was not given back
+    and was not claimed again); otherwise every article of the message is rejected and nothing of it is
+    written. Checked per message, under a lock of the job row, so it cannot interleave with an
+    UpdateJob that ends or releases the job. Empty = an unfenced plain write (tools, tests, imports).
+    """
     @_builtins.property
     def articles(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Article]:
         """The articles."""
@@ -646,10 +654,11 @@ class PutArticlesRequest(_message.Message):
         articles: _abc.Iterable[_common_pb2.Article] | None = ...,
         job_id: _builtins.str = ...,
         attempt: _builtins.int = ...,
+        lease_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "attempt", b"attempt", "job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "attempt", b"attempt", "job_id", b"job_id", "lease_token", b"lease_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -662,6 +671,11 @@ class PutArticlesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULT_FIELD_NUMBER: _builtins.int
+    LEASE_LOST_FIELD_NUMBER: _builtins.int
+    lease_lost: _builtins.bool
+    """True when at least one message was refused because its lease_token is not the job's live lease: the
+    attempt has lost its job and must stop.
+    """
     @_builtins.property
     def result(self) -> _common_pb2.WriteResult:
         """Counts."""
@@ -670,10 +684,11 @@ class PutArticlesResponse(_message.Message):
         self,
         *,
         result: _common_pb2.WriteResult | None = ...,
+        lease_lost: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_lost", b"lease_lost", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -686,6 +701,15 @@ class PutStoriesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STORIES_FIELD_NUMBER: _builtins.int
+    LEASE_TOKEN_FIELD_NUMBER: _builtins.int
+    lease_token: _builtins.str
+    """Lease token from ClaimJob: the message is a fenced write of the attempt holding that lease. It is
+    accepted only while that lease is the live lease of each story's job (the job has not ended, was
+    not given back and was not claimed again); otherwise the stories are rejected and nothing of the
+    message is written for that job. Checked per message, under a lock of the job row, so it cannot
+    interleave with an UpdateJob that ends (and retires stories of) or releases the job. Empty = an
+    unfenced plain write (tools, tests, imports).
+    """
     @_builtins.property
     def stories(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Story]:
         """The stories."""
@@ -694,10 +718,11 @@ class PutStoriesRequest(_message.Message):
         self,
         *,
         stories: _abc.Iterable[_common_pb2.Story] | None = ...,
+        lease_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["stories", b"stories"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_token", b"lease_token", "stories", b"stories"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -710,6 +735,11 @@ class PutStoriesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULT_FIELD_NUMBER: _builtins.int
+    LEASE_LOST_FIELD_NUMBER: _builtins.int
+    lease_lost: _builtins.bool
+    """True when at least one message was refused because its lease_token is not the job's live lease: the
+    attempt has lost its job and must stop.
+    """
     @_builtins.property
     def result(self) -> _common_pb2.WriteResult:
         """Counts."""
@@ -718,10 +748,11 @@ class PutStoriesResponse(_message.Message):
         self,
         *,
         result: _common_pb2.WriteResult | None = ...,
+        lease_lost: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_lost", b"lease_lost", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

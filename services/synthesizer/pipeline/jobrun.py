@@ -21,6 +21,7 @@ from services.synthesizer.pipeline.lease import (
     LeaseLostError,
     RpcFailedError,
     failed,
+    fenced_out,
 )
 from services.synthesizer.pipeline.reuse import ReusingWriter, stored_llm_stories
 from services.synthesizer.pipeline.supervise import supervise
@@ -230,7 +231,7 @@ class JobRun(LeasedRun):
             async for chunk in queue_batches(queue, ARTICLE_CHUNK, CHUNK_LINGER):
                 self.ledger.written.extend(a.id for a in chunk)
                 yield store_pb2.PutArticlesRequest(
-                    articles=chunk, job_id=self.job.id, attempt=self.job.attempts
+                    articles=chunk, job_id=self.job.id, attempt=self.job.attempts, lease_token=self.token
                 )
 
         dog = Watchdog("store.PutArticles", self._watchdog, activity=self._activity)
@@ -238,6 +239,7 @@ class JobRun(LeasedRun):
             reply = await guarded(dog, self.c.store.PutArticles(requests_watched(chunks(), dog)))
         except grpc.aio.AioRpcError as exc:
             raise failed("store.PutArticles", exc) from None
+        fenced_out(reply)
         self.ledger.store_rejected(list(reply.result.rejected))
         for rejected in reply.result.rejected:
             self.warnings.append(f"article {rejected.key} not stored: {rejected.reason}")
@@ -306,12 +308,13 @@ class JobRun(LeasedRun):
     async def _write_stories(self, queue: asyncio.Queue[common_pb2.Story | None]) -> None:
         async def chunks() -> AsyncIterator[store_pb2.PutStoriesRequest]:
             async for chunk in queue_batches(queue, STORY_CHUNK, CHUNK_LINGER):
-                yield store_pb2.PutStoriesRequest(stories=chunk)
+                yield store_pb2.PutStoriesRequest(stories=chunk, lease_token=self.token)
 
         dog = Watchdog("store.PutStories", self._watchdog, activity=self._activity)
         try:
             reply = await guarded(dog, self.c.store.PutStories(requests_watched(chunks(), dog)))
         except grpc.aio.AioRpcError as exc:
             raise failed("store.PutStories", exc) from None
+        fenced_out(reply)
         for rejected in reply.result.rejected:
             self.warnings.append(f"story {rejected.key} not stored: {rejected.reason}")

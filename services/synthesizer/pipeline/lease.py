@@ -1,5 +1,6 @@
 """The lease side of a job run: its state as the store sees it, updates that renew the lease, the
-release that gives the job back at once, and a watch that notices a cancellation within milliseconds.
+release that gives the job back at once, a watch that notices a cancellation within milliseconds, and the
+lease token every write of the attempt carries (a write the store fences out means the lease is lost).
 Every unary call has a deadline (``Coordinator.rpc_timeout``), every stream a progress watchdog."""
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ class LeaseLostError(Exception):
 
 class RpcFailedError(Exception):
     """A call to another service failed; the message names the service and the call."""
+
+
+def fenced_out(reply: store_pb2.PutArticlesResponse | store_pb2.PutStoriesResponse) -> None:
+    """Raise LeaseLostError when the store refused a write of this attempt because its lease is not the
+    job's live lease any more (re-claimed by another worker, or ended): the attempt stops as one that lost
+    its job; what the store refused is neither a failure of the job nor written again."""
+    if reply.lease_lost:
+        raise LeaseLostError("the store refused a write under this attempt's lease: the job moved on")
 
 
 def failed(call: str, exc: grpc.aio.AioRpcError) -> RpcFailedError:
