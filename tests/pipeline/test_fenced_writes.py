@@ -46,7 +46,7 @@ class LateStoryRun(JobRun):
         stories.put_nowait(make_story(self.job.id, "late"))
         stories.put_nowait(None)
         writing = asyncio.create_task(self._write_stories(stories), name="write stories")
-        await supervise([writing], [], no_limit)
+        await supervise([writing], [], no_limit, self._activity)
 
 
 def no_limit() -> None:

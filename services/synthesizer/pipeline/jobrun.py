@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 
@@ -50,7 +51,11 @@ ArticleQueue = asyncio.Queue[common_pb2.Article | None]
 
 
 class JobRun(LeasedRun):
-    _activity: Activity  # the attempt's: its streams' watchdogs report to it, the net counts from it
+    @functools.cached_property
+    def _activity(self) -> Activity:
+        """The attempt's (a run is one attempt): its streams' watchdogs report to it, the net counts from
+        it. Made on first use, in the event loop whose clock it reads."""
+        return Activity()
 
     async def run(self) -> None:
         started = time.perf_counter()
@@ -108,7 +113,6 @@ class JobRun(LeasedRun):
 
     async def _pipeline(self) -> None:
         session = await self._session()
-        self._activity = Activity()
         to_store: asyncio.Queue[common_pb2.Article | None] = asyncio.Queue(maxsize=10_000)
         to_synth: asyncio.Queue[common_pb2.Article | None] = asyncio.Queue()
         stories: asyncio.Queue[common_pb2.Story | None] = asyncio.Queue()
