@@ -11,6 +11,9 @@ feed ``6`` by default) instead. ``--corpus synthetic [--articles 3000] [--feed 2
 long job instead: synthetic articles (10 per event, shuffled over feeds of ``--feed`` items), each feed
 ``--gap`` seconds after the one before, so every event still grows until the last feed (the steady
 trickle of a long fetch).
+
+Clustering is shown as time (noisy on a shared machine) and as the backend's clusterings, the final one
+included, with the articles they took in all (the cost that does not depend on the machine's load).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from devtools.corpus.synthetic import synthetic_article
 from devtools.llmsim import SimConfig, start_simulator
 from runtime.logging import configure_logging
 from runtime.settings import load_settings
+from services.synthesizer.clustering import Cluster, ClusterBackend, Doc
 from services.synthesizer.engine import Engine
 from services.synthesizer.settings import SynthesizerSettings
 
@@ -49,6 +53,24 @@ class Measured:
     retired: int
     final: int
     cluster_s: float  # seconds spent clustering (early releases and the final clustering)
+    clusterings: int  # the backend's clusterings, the final one included
+    clustered: int  # articles over all those clusterings
+
+
+class Counted:
+    """A backend that counts its clusterings and the articles they take (the cost that does not depend
+    on the machine's load)."""
+
+    def __init__(self, backend: ClusterBackend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.default_threshold = backend.default_threshold
+        self.calls = self.docs = 0
+
+    def cluster(self, docs: Sequence[Doc], threshold: float) -> list[Cluster]:
+        self.calls += 1
+        self.docs += len(docs)
+        return self.backend.cluster(docs, threshold)
 
 
 def sample_by_source() -> dict[str, list[common_pb2.Article]]:
@@ -121,6 +143,7 @@ async def measure(
     engine = Engine(settings)
     try:
         session = engine.session(synthesizer_pb2.SynthesisConfig(job_id=f"release-{release_ms}"))
+        counted = session.clusterer.backend = Counted(session.clusterer.backend)
         started = time.perf_counter()
         responses = [r async for r in session.run(articles())]
         total = time.perf_counter() - started
@@ -130,7 +153,8 @@ async def measure(
     stories = sum(1 for r in responses if r.WhichOneof("item") == "story")
     return Measured(
         release_ms, session.first_story_s or total, total, summary.totals.llm_calls, stories,
-        summary.retired_stories, len(summary.final_cluster_keys), session.cluster_seconds,
+        summary.retired_stories, len(summary.final_cluster_keys), session.cluster_seconds, counted.calls,
+        counted.docs,
     )  # fmt: skip
 
 
@@ -151,12 +175,13 @@ async def main(args: argparse.Namespace) -> None:
         await runner.cleanup()
     print(f"{what}; simulator {args.slots} slots, {args.latency} s per call")
     print("| release | time to first story | all stories | LLM calls | stories written | retired | final | "
-          "clustering |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "clustering | clusterings (articles) |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for m in rows:
         label = f"{m.release_ms} ms (default)" if m.release_ms else "off (0)"
         print(f"| {label} | {m.first_story_s:.2f} s | {m.total_s:.2f} s | {m.llm_calls} | {m.stories} | "
-              f"{m.retired} | {m.final} | {m.cluster_s:.2f} s |")  # fmt: skip
+              f"{m.retired} | {m.final} | {m.cluster_s:.2f} s | "
+              f"{m.clusterings} ({m.clustered:,}) |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ has been quiet for ``release_idle``, one cluster is released (the biggest settle
 if none is: the first story comes early); each release may hand out twice as many as the one before;
 while clusters big enough for a story are held back (over the budget, or not settled yet) and nothing
 arrives, the next release waits twice as long as the last quiet period (any new article starts the wait
-from ``release_idle`` again), and never comes before the first held cluster can be settled (clustering
-everything still open at each pause of a long job's input, for nothing, cost more than the final
-clustering).
+from ``release_idle`` again), and never comes before a held cluster, or a cluster of the articles that
+arrived since, can be settled (``StreamClusterer.next_settle``: clustering everything still open at each
+pause of a long job's input, for nothing, cost more than the final clustering).
 
 Every cluster's story is a task that waits for a concurrency permit (the shared adaptive limiter, capped
 per job by ``max_concurrency``), so the backend always has as much work as the limit allows.
@@ -213,7 +213,7 @@ class SynthesisSession:
         quiet = idle  # how long the input must be quiet before the next early release
         pending = False  # articles arrived, or clusters were held back, since the last release
         clock = asyncio.get_running_loop().time  # arrival times and the release's "now"
-        not_before: float | None = None  # no release before then (the first held cluster settles)
+        not_before: float | None = None  # no release before then (StreamClusterer.next_settle)
         while True:
             try:
                 if pending and idle > 0:
@@ -225,7 +225,7 @@ class SynthesisSession:
             except TimeoutError:
                 not_before = self.clusterer.next_settle()
                 if not_before is not None and not_before > clock():
-                    continue  # no held cluster is settled yet: this release would hand out nothing
+                    continue  # no cluster can be settled yet: this release would hand out nothing
                 # the input paused: what looks complete is written while the rest arrives
                 release = functools.partial(self.clusterer.release, budget, clock())
                 released = await self._cluster(release, "release")

@@ -80,6 +80,40 @@ def test_a_cluster_settles_later_when_the_stream_goes_on() -> None:
     assert after > before
 
 
+def test_a_later_burst_is_bounded_by_the_biggest_cluster_seen() -> None:
+    """A held cluster of 2 settles late; a later burst may settle sooner. ``next_settle`` bounds a cluster
+    of the articles that arrived since the last release as if it were no bigger than the biggest cluster
+    seen so far (4 here), nor than their number: a burst of 3 is bounded exactly, one of 6 (bigger than
+    any seen) later than it settles, but still before the held cluster."""
+    by_event = event_docs()
+    big, small, burst, bigger = (by_event[e] for e in sorted(by_event)[:4])
+    clusterer = StreamClusterer(0.3, min_size=2)
+    for d in big[:4]:
+        clusterer.add(d, at=0.0)
+    for d in small[:2]:
+        clusterer.add(d, at=0.2)
+    assert len(clusterer.release(limit=1, now=0.7)) == 1  # the biggest
+    assert clusterer.held == 1
+    assert clusterer.next_settle() == 0.2 + SETTLE_GAPS * 0.2  # nothing new: the held cluster
+    for i, d in enumerate(burst[:3]):
+        clusterer.add(d, at=1.0 + i / 100)
+    span = 1.02
+    small_settles = 0.2 + SETTLE_GAPS * span
+    assert clusterer.next_settle() == 1.0 + SETTLE_GAPS * span / 2
+    released = clusterer.release(limit=8, now=1.02 + SETTLE_GAPS * span / 2)  # the burst's settle time
+    assert [sorted(d.id for d in c.docs) for c in released] == [sorted(d.id for d in burst[:3])]
+    assert clusterer.next_settle() == small_settles  # nothing new since: the held cluster
+    for i, d in enumerate(bigger[:6]):
+        clusterer.add(d, at=5.0 + i / 100)
+    span = 5.05
+    bound = clusterer.next_settle()
+    assert bound == 5.0 + SETTLE_GAPS * span / 3  # as if 4 articles: 6 have come
+    assert 5.05 + SETTLE_GAPS * span / 5 < bound < 0.2 + SETTLE_GAPS * span
+    released = clusterer.release(limit=8, now=bound)
+    assert [sorted(d.id for d in c.docs) for c in released] == [sorted(d.id for d in bigger[:6])]
+    assert clusterer.held == 1
+
+
 async def test_a_long_job_with_a_steady_trickle_does_not_retire_its_provisional_stories(sim: Sim) -> None:
     """600 articles of 60 events arrive in 6 feeds, each feed 0.7 s after the one before (longer than the
     default release interval, so every gap is a release): every event still grows until the last feed.

@@ -161,3 +161,45 @@ def test_a_failing_input_fails_the_stream_after_a_release() -> None:
             _ = [r async for r in session.run(broken())]
 
     in_loop_time(run())
+
+
+def test_a_later_burst_is_not_kept_waiting_by_a_small_held_cluster() -> None:
+    """The first pause releases one cluster (4 articles) and holds a small one (2 articles, 1 s apart:
+    it settles late, after the input has ended). A burst of another event comes at 2 s and settles long
+    before the input ends at 10 s: its provisional story must not wait for the held cluster (it came only
+    at the end), and the final stories stay those of the same articles without delays."""
+    by_event: dict[str, list[common_pb2.Article]] = {}
+    event = labels()
+    for article in sorted((a for arts in sample_by_source().values() for a in arts), key=lambda a: a.id):
+        by_event.setdefault(event[article.id], []).append(article)
+    first, held, burst, late = (by_event[e] for e in sorted(by_event)[:4])
+    schedule = [
+        *zip([0.0, 0.3, 0.6, 1.0], first[:4], strict=True),
+        *zip([0.0, 1.0], held[:2], strict=True),
+        *((2.0 + i / 100, a) for i, a in enumerate(burst[:5])),
+        *((10.0, a) for a in late[:2]),
+    ]
+    ids = {a.id for _, a in schedule}
+
+    async def articles(delayed: bool) -> AsyncIterator[common_pb2.Article]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for at, article in sorted(schedule, key=lambda item: item[0]):
+            if delayed and (wait := start + at - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            yield article
+
+    async def run(delayed: bool) -> list[synthesizer_pb2.SynthesizeResponse]:
+        session = SynthesisSession(FakeWriter(0.1), config(release_idle=0.5))  # the default interval
+        return [r async for r in session.run(articles(delayed))]
+
+    settled, expected = settle(in_loop_time(run(True)), ids), settle(in_loop_time(run(False)), ids)
+    assert settled.final == expected.final
+    by_members = {members: key for key, members in settled.final.items()}
+    first_key, held_key, burst_key = (
+        by_members.get(frozenset(a.id for a in docs)) for docs in (first[:4], held[:2], burst[:5])
+    )
+    assert None not in (first_key, held_key, burst_key), "each event's articles are one final story"
+    assert first_key in settled.provisional, "the first pause releases the biggest cluster"
+    assert held_key not in settled.provisional, "the small cluster settles only after the input ends"
+    assert burst_key in settled.provisional, "the burst's story comes before the input ends"

@@ -72,6 +72,8 @@ class StreamClusterer:
         self._held: list[tuple[float, int]] = []
         self.arrived: dict[str, float] = {}  # article id -> when it (last) arrived, on the caller's clock
         self._span: tuple[float, float] | None = None  # the stream's first and latest arrival
+        self._new: dict[str, float] = {}  # open article id -> first arrival since the last release
+        self._biggest = 0  # the biggest cluster a release of this stream has clustered so far
 
     @property
     def held(self) -> int:
@@ -91,6 +93,7 @@ class StreamClusterer:
         self._span = (self._span[0], at) if self._span is not None else (at, at)
         if doc.id not in self._released:
             self.open[doc.id] = doc
+            self._new.setdefault(doc.id, at)
 
     def _settles_at(self, last_member: float, size: int) -> float:
         """When a cluster is settled if nothing more arrives: its last member's arrival plus
@@ -105,13 +108,25 @@ class StreamClusterer:
         return now >= self.settles_at(cluster)
 
     def next_settle(self) -> float | None:
-        """The earliest time a cluster the last release held back is settled, with the span as it is now
-        (None: none held). Until then a release would hand out nothing that was held: articles that
-        arrived since widen the span or join a held cluster, so they make it settle later, not sooner;
-        the session skips such releases (a long job re-clustered everything open at each pause of its
-        input for nothing). A cluster made only of newer articles may settle sooner and waits: its story
-        comes later, at the end at the latest."""
-        return min((self._settles_at(last, size) for last, size in self._held), default=None)
+        """No cluster is expected to be settled before this time, with the span as it is now (None:
+        nothing held, no skip); the session skips releases until then (clustering everything open at
+        each pause of a long job's input, for nothing, cost more than the final clustering). The
+        earliest of:
+
+        - when a cluster the last release held back is settled: articles that arrived since widen the
+          span or join it, so they make it settle later, not sooner;
+        - when a cluster of the articles that arrived since the last release can be: its last member
+          came at or after the first of them, and it is taken to be no bigger than their number, nor
+          than the biggest cluster this stream's releases have clustered. Without this bound one small
+          held cluster that settles late kept a later burst, settled long before, waiting for the end.
+          It is a guess: a burst's cluster bigger than any seen is handed out later than it settles.
+          Counting every open article instead holds for any size, but it let nearly every pause of a
+          long job cluster everything open (docs/architecture.md, "Settled clusters")."""
+        held = [self._settles_at(last, size) for last, size in self._held]
+        size = min(len(self._new), self._biggest)
+        if held and size >= self.min_size:
+            held.append(self._settles_at(next(iter(self._new.values())), size))  # the first of them
+        return min(held, default=None)
 
     def release(self, limit: int | None = None, now: float = 0.0) -> list[Cluster]:
         """Provisional clusters among the open articles (those big enough and settled at ``now``), sorted
@@ -129,6 +144,8 @@ class StreamClusterer:
             candidates = ready[:1]
         chosen = candidates if limit is None else candidates[:limit]
         taken = {c.key for c in chosen}
+        self._new = {}
+        self._biggest = max(self._biggest, max((len(c.docs) for c in clusters), default=0))
         self._held = [
             (max(self.arrived[d.id] for d in c.docs), len(c.docs)) for c in ready if c.key not in taken
         ]
