@@ -29,8 +29,10 @@ LOCK = "SELECT id, state, lease_token FROM jobs WHERE id = ANY($1) ORDER BY id F
 def holds(row: Any, lease: str) -> bool:
     """True when ``lease`` is the live lease of the job ``row``: not ended (an ended job keeps the token of
     its last attempt), not given back (a release clears the token), not claimed again (a claim sets a
-    new one). A lease that ran out but whose job nobody claimed yet is still live, as for UpdateJob."""
-    return row["state"] not in jobstate.FINAL and str(row["lease_token"]) == lease
+    new one). A lease that ran out but whose job nobody claimed yet is still live, as for UpdateJob. A job
+    without a lease has no live lease (no token matches a NULL, not even the text "None")."""
+    live = row["lease_token"]
+    return row["state"] not in jobstate.FINAL and live is not None and str(live) == lease
 
 
 async def lock_jobs(conn: Conn, job_ids: Collection[uuid.UUID], lease: str) -> dict[uuid.UUID, bool]:

@@ -55,7 +55,7 @@ def check_owner(row: Row, req: store_pb2.UpdateJobRequest) -> bool:
         return True
     if row["state"] in jobstate.FINAL:
         raise PreconditionError(f"job {req.job_id} is already {row['state']}")
-    if str(row["lease_token"]) != req.lease_token:
+    if row["lease_token"] is None or str(row["lease_token"]) != req.lease_token:
         raise PreconditionError("lease lost: the job was claimed by another worker (or never by you)")
     return False
 

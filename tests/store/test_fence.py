@@ -177,6 +177,24 @@ async def test_a_late_article_write_after_a_handover_records_nothing(store: Stor
     assert await recorded(stack, job.id) == 0
 
 
+async def test_a_job_without_a_lease_has_no_live_lease(store: Store, stack: StackInfo) -> None:
+    """Given back, the job's token is NULL: no token is its live lease, not even the text "None" (the
+    string of a NULL), for a write or for an update."""
+    job, token = await claimed(store, "fence-none")
+    await store.UpdateJob(handover(job.id, token))
+    late = await store.PutStories(fenced_stories("None", [make_story(job.id, "none")]))
+    assert late.lease_lost
+    assert_fenced_out(late.result, 1, "None")
+    assert await stories_of(store, job.id) == {}
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.UpdateJob(
+            store_pb2.UpdateJobRequest(job_id=job.id, lease_token="None", state=common_pb2.JOB_STATE_STORING)
+        )
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION, info.value.details()
+    again = (await store.GetJob(store_pb2.GetJobRequest(job_id=job.id))).job
+    assert again.state == common_pb2.JOB_STATE_QUEUED
+
+
 async def test_unfenced_writes_still_land_and_each_message_is_checked_by_its_own_token(
     store: Store, stack: StackInfo
 ) -> None:

@@ -640,9 +640,10 @@ class PutArticlesRequest(_message.Message):
     lease_token: _builtins.str
     """Lease token from ClaimJob: the message is a fenced write of the attempt holding that lease. It is
     accepted only while that lease is the job's live lease (the job has not ended, was not given back
-    and was not claimed again); otherwise every article of the message is rejected and nothing of it is
-    written. Checked per message, under a lock of the job row, so it cannot interleave with an
-    UpdateJob that ends or releases the job. Empty = an unfenced plain write (tools, tests, imports).
+    and was not claimed again); otherwise the articles are rejected and not written. Checked under a lock
+    of the job row in each write transaction, so it cannot interleave with an UpdateJob that ends or
+    releases the job (a message the store splits across two batches may have its first part written
+    while the lease was live). Empty = an unfenced plain write (tools, tests, imports).
     """
     @_builtins.property
     def articles(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Article]:
@@ -705,10 +706,11 @@ class PutStoriesRequest(_message.Message):
     lease_token: _builtins.str
     """Lease token from ClaimJob: the message is a fenced write of the attempt holding that lease. It is
     accepted only while that lease is the live lease of each story's job (the job has not ended, was
-    not given back and was not claimed again); otherwise the stories are rejected and nothing of the
-    message is written for that job. Checked per message, under a lock of the job row, so it cannot
-    interleave with an UpdateJob that ends (and retires stories of) or releases the job. Empty = an
-    unfenced plain write (tools, tests, imports).
+    not given back and was not claimed again); otherwise the stories are rejected and not written.
+    Checked under a lock of the job row in each write transaction, so it cannot interleave with an
+    UpdateJob that ends (and retires stories of) or releases the job (a message the store splits across
+    two batches may have its first part written while the lease was live). Empty = an unfenced plain
+    write (tools, tests, imports).
     """
     @_builtins.property
     def stories(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Story]:
