@@ -66,7 +66,11 @@ class JobRun(LeasedRun):
         except CancelledByUserError:
             log.info("job cancelled; stopped", job_id=self.job.id)
         except LeaseLostError as exc:
-            log.warning("job lease lost; another worker has it", job_id=self.job.id, detail=str(exc))
+            log.warning(
+                "job lease lost: another worker has it, or it ended (a cancel)",
+                job_id=self.job.id,
+                detail=str(exc),
+            )
         except (RpcFailedError, StreamStalledError) as exc:
             await self._infrastructure_failure(str(exc))
         except asyncio.CancelledError:
