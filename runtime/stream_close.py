@@ -19,13 +19,14 @@ handler instead (grpc's reader/writer form): it writes each response of the gene
 ``finally``, in the RPC's task, however the stream ends. A bare ``async for`` over a generator does not
 close it either, and OpenTelemetry's interceptor iterates the stream beneath it so: the
 :class:`RegisterStreams` interceptor after it hands that stream to the closer too, which closes it
-after OpenTelemetry's (the layers beneath close their own with ``contextlib.aclosing``).
+after OpenTelemetry's (the edge beneath closes the servicer's with ``contextlib.aclosing``).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from contextvars import ContextVar
 from typing import Any
 
@@ -84,12 +85,16 @@ def _closing(behaviour: Behaviour) -> Callable[[Any, Any], Awaitable[None]]:
 
 
 def _registered(behaviour: Behaviour) -> Behaviour:
-    # a plain function returning the generator: only an interceptor iterates it, never grpc itself
-    def call(request: Any, context: Any) -> Stream:
+    # registers the stream beneath; this thin generator itself needs no closing (no context, no
+    # resource: if the collector closes it later, it only closes a closed stream again), and grpc can run
+    # it as it is when nothing above wraps it (a service OpenTelemetry is told not to trace)
+    async def call(request: Any, context: Any) -> Stream:
         responses = behaviour(request, context)
         opened = _opened.get()
         if opened is not None:
             opened.append(responses)
-        return responses
+        async with aclosing(responses):
+            async for response in responses:
+                yield response
 
     return call

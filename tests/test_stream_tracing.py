@@ -10,7 +10,7 @@ import asyncio
 import gc
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,8 +109,9 @@ class Traced:
         return [s for s in self.exporter.get_finished_spans() if s.context.trace_id == trace_id]
 
 
-@pytest.fixture(scope="module")
-async def traced() -> AsyncIterator[Traced]:
+@asynccontextmanager
+async def serving() -> AsyncIterator[Traced]:
+    """A storywire server on loopback whose spans go to an in-memory exporter."""
     exporter = InMemorySpanExporter()
     provider = tracer_provider("streams", exporter)  # the services' provider, not installed globally
     service = StreamService()
@@ -121,6 +122,12 @@ async def traced() -> AsyncIterator[Traced]:
     finally:
         await handle.stop()
         provider.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def traced() -> AsyncIterator[Traced]:
+    async with serving() as running:
+        yield running
 
 
 @pytest.fixture
@@ -211,4 +218,28 @@ async def test_a_client_stream_is_traced_under_the_caller(
     assert reply.result.inserted == 3
     server = the_server_span(traced, caller, PUT)
     assert server.status.is_ok
+    assert detach_errors(caplog) == []
+
+
+async def test_streams_of_a_service_left_untraced_still_close_in_their_task(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # OpenTelemetry's setting: that interceptor then hands the stream beneath it through unwrapped
+    monkeypatch.setenv("OTEL_PYTHON_GRPC_EXCLUDED_SERVICES", "storywire.v1.StoreService")
+    async with serving() as untraced, open_channel(untraced.handle.address, security=dev_security()) as ch:
+        caller, metadata = caller_span(untraced)
+        request = store_pb2.WatchJobRequest(job_id=str(uuid.uuid4()), after_seq=2)
+        events = [e async for e in StoreAllStub(ch).WatchJob(request, metadata=metadata, timeout=30)]
+        call = StoreAllStub(ch).WatchJob(
+            store_pb2.WatchJobRequest(job_id=str(uuid.uuid4())), metadata=metadata, timeout=30
+        )
+        async for _ in call:
+            break
+        call.cancel()
+        caller.end()
+        assert [e.sequence for e in events] == [1, 2]
+        for run in untraced.service.streams.runs:
+            await closed(run)
+            assert run.closed_in is run.started_in
+        assert [s.name for s in untraced.spans(caller.get_span_context().trace_id)] == ["caller"]
     assert detach_errors(caplog) == []
