@@ -27,7 +27,7 @@ from runtime.logging import configure_logging, get_logger
 from runtime.rules import API_RULES
 from runtime.security import TokenPolicy, check_bind, server_credentials
 from runtime.settings import CommonSettings, SettingsError, describe, load_settings
-from runtime.stream_close import CloseStreamsInTask, RegisterStreams
+from runtime.stream_close import AdaptStreams, CloseStreamsInTask
 from runtime.telemetry import flush_telemetry, server_interceptor, setup_telemetry
 from runtime.validation import Validator
 
@@ -159,7 +159,7 @@ async def start_server(
     check_bind(settings)
     credentials = server_credentials(settings)
     edge = Edge(TokenPolicy.from_settings(settings), service.error_map, Validator(API_RULES))
-    interceptors = [CloseStreamsInTask(), server_interceptor(tracer_provider), RegisterStreams(), edge]
+    interceptors = [CloseStreamsInTask(), server_interceptor(tracer_provider), AdaptStreams(), edge]
     server = grpc.aio.server(interceptors=interceptors, options=server_options(settings.max_message_bytes))
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)

@@ -18,28 +18,32 @@ handler instead (grpc's reader/writer form): it writes each response of the gene
 ``context.write`` (which checks for termination as grpc's own loop does) and closes the generator in a
 ``finally``, in the RPC's task, however the stream ends. A bare ``async for`` over a generator does not
 close it either, and OpenTelemetry's interceptor iterates the stream beneath it so: the
-:class:`RegisterStreams` interceptor after it hands that stream to the closer too, which closes it
-after OpenTelemetry's (the edge beneath closes the servicer's with ``contextlib.aclosing``).
+:class:`AdaptStreams` interceptor after it hands that stream to the closer too (the edge beneath closes
+the servicer's with ``contextlib.aclosing``). It also gives a
+handler written in the reader/writer form (a coroutine that writes with ``context.write``: grpc's
+health ``Watch``) the async-generator form that OpenTelemetry's interceptor requires: it iterates every
+response-streaming behaviour, and a coroutine failed with "TypeError: 'async for' requires an object
+with __aiter__ method, got coroutine" (open-telemetry/opentelemetry-python-contrib#3066, open).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
+from contextlib import AsyncExitStack, aclosing
 from contextvars import ContextVar
 from typing import Any
 
 import grpc
 
-__all__ = ["CloseStreamsInTask", "RegisterStreams"]
+__all__ = ["AdaptStreams", "CloseStreamsInTask"]
 
 Stream = AsyncGenerator[Any, None]
 Behaviour = Callable[[Any, Any], Stream]
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Any]]
 
-#: the streams that the RPC running in this context opened beneath its outermost one
-_opened: ContextVar[list[Stream] | None] = ContextVar("storywire_opened_streams", default=None)
+#: closes the streams of the RPC running in this context (set by CloseStreamsInTask)
+_opened: ContextVar[AsyncExitStack | None] = ContextVar("storywire_opened_streams", default=None)
 
 
 class CloseStreamsInTask(grpc.aio.ServerInterceptor):
@@ -49,37 +53,38 @@ class CloseStreamsInTask(grpc.aio.ServerInterceptor):
         return _wrap_streaming(await continuation(details), _closing)
 
 
-class RegisterStreams(grpc.aio.ServerInterceptor):
-    """Goes right after an interceptor that does not close the stream beneath it (OpenTelemetry's):
-    :class:`CloseStreamsInTask` then closes that stream too, after the outer ones."""
+class AdaptStreams(grpc.aio.ServerInterceptor):
+    """Goes right after OpenTelemetry's interceptor, which neither closes the stream beneath it nor runs
+    a reader/writer handler: :class:`CloseStreamsInTask` closes that stream too, and a reader/writer
+    handler runs as a generator that yields nothing (it writes by itself)."""
 
     async def intercept_service(self, continuation: Continuation, details: grpc.HandlerCallDetails) -> Any:
-        return _wrap_streaming(await continuation(details), _registered)
+        handler = _wrap_streaming(await continuation(details), _as_generator, inspect.iscoroutinefunction)
+        return _wrap_streaming(handler, _registered)
 
 
-def _wrap_streaming(handler: Any, wrap: Callable[[Behaviour], Any]) -> Any:
+def _wrap_streaming(
+    handler: Any, wrap: Callable[[Any], Any], applies: Callable[[Any], bool] = inspect.isasyncgenfunction
+) -> Any:
+    """``handler`` with its response-streaming behaviour wrapped, when ``applies`` to it (by default:
+    an async generator function; a sync handler or a reader/writer coroutine has no generator)."""
     if handler is None or not handler.response_streaming:
         return handler
     kind = "stream_stream" if handler.request_streaming else "unary_stream"
     behaviour = getattr(handler, kind)
-    if not inspect.isasyncgenfunction(behaviour):
-        return handler  # a reader/writer coroutine or a sync handler: no generator to close
+    if not applies(behaviour):
+        return handler
     return handler._replace(**{kind: wrap(behaviour)})
 
 
 def _closing(behaviour: Behaviour) -> Callable[[Any, Any], Awaitable[None]]:
     async def call(request: Any, context: Any) -> None:
-        opened: list[Stream] = []
-        token = _opened.set(opened)
-        responses = behaviour(request, context)
-        try:
+        async with AsyncExitStack() as streams:  # closes every stream of the RPC, in this task
+            streams.callback(_opened.reset, _opened.set(streams))
+            responses = behaviour(request, context)
+            streams.push_async_callback(responses.aclose)
             async for response in responses:
                 await context.write(response)
-        finally:
-            await responses.aclose()
-            for stream in reversed(opened):
-                await stream.aclose()
-            _opened.reset(token)
 
     return call
 
@@ -92,9 +97,19 @@ def _registered(behaviour: Behaviour) -> Behaviour:
         responses = behaviour(request, context)
         opened = _opened.get()
         if opened is not None:
-            opened.append(responses)
+            opened.push_async_callback(responses.aclose)
         async with aclosing(responses):
             async for response in responses:
                 yield response
+
+    return call
+
+
+def _as_generator(behaviour: Callable[[Any, Any], Awaitable[None]]) -> Behaviour:
+    async def call(request: Any, context: Any) -> Stream:
+        await behaviour(request, context)  # it writes its responses itself
+        nothing: tuple[Any, ...] = ()
+        for response in nothing:  # an async generator that yields nothing
+            yield response
 
     return call

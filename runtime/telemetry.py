@@ -71,9 +71,10 @@ def server_interceptor(provider: TracerProvider | None = None) -> grpc.aio.Serve
     when it is installed after this call). Services named in OTEL_PYTHON_GRPC_EXCLUDED_SERVICES (comma
     separated) are not traced, as with OpenTelemetry's own ``GrpcAioInstrumentorServer``.
 
-    The server must run ``runtime.stream_close.CloseStreamsInTask`` before it: this interceptor keeps
-    its span current across each ``yield`` of a response stream, which must then be closed in the
-    RPC's own task (see that module)."""
+    The server must run ``runtime.stream_close.CloseStreamsInTask`` before it and ``AdaptStreams`` right
+    after it: this interceptor keeps its span current across each ``yield`` of a response stream, which
+    must then be closed in the RPC's own task, and runs only async-generator stream handlers (see that
+    module)."""
     listed = os.environ.get("OTEL_PYTHON_GRPC_EXCLUDED_SERVICES", "").split(",")
     names = [name.strip() for name in listed if name.strip()]
     excluded = negate(any_of(*(service_name(name) for name in names))) if names else None

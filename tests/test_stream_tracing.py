@@ -1,8 +1,8 @@
 """Streaming RPCs through a real storywire server (``runtime.server.start_server``: its interceptors, the
 edge, OpenTelemetry's grpc.aio server instrumentation) on loopback: every server span is recorded as a
-child of the caller's span, and no stream leaves OpenTelemetry unable to detach its context ("Failed
-to detach context", opentelemetry-python-contrib#2357), which a stream abandoned by its client did
-before ``runtime.stream_close``."""
+child of the caller's span; no stream leaves OpenTelemetry unable to detach its context ("Failed to
+detach context", opentelemetry-python-contrib#2357), which a stream abandoned by its client did before
+``runtime.stream_close``; a reader/writer stream handler (health Watch) is served and traced."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -32,6 +33,7 @@ from runtime.telemetry import tracer_provider
 
 WATCH = "/storywire.v1.StoreService/WatchJob"
 PUT = "/storywire.v1.StoreWorkerService/PutArticles"
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
 #: an event this large fills the stream's flow-control window after a few: a server that outpaces
 #: its client waits in its write, where a client that leaves finds it
 PADDING = "x" * 65_536
@@ -202,6 +204,29 @@ async def test_a_stream_its_client_leaves_is_closed_in_its_task_and_traced(
     assert detach_errors(caplog) == []
     assert run.closed_in is run.started_in, "the stream was closed outside its RPC's task"
     the_server_span(traced, caller, WATCH)
+
+
+async def test_a_reader_writer_stream_is_served_and_traced(
+    traced: Traced, caplog: pytest.LogCaptureFixture
+) -> None:
+    """grpc's health Watch writes with context.write instead of yielding (opentelemetry-python-contrib
+    #3066: OpenTelemetry's interceptor alone answers it UNKNOWN, "'async for' requires an object with
+    __aiter__ method, got coroutine")."""
+    caller, metadata = caller_span(traced)
+    async with open_channel(traced.handle.address, security=dev_security()) as channel:
+        health: Any = health_pb2_grpc.HealthStub(channel)  # its stubs type no Watch
+        call = health.Watch(health_pb2.HealthCheckRequest(service=""), metadata=metadata, timeout=30)
+        first = await call.read()
+        assert first.status == health_pb2.HealthCheckResponse.SERVING
+        call.cancel()
+    caller.end()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not any(s.name == HEALTH_WATCH for s in traced.spans(caller.get_span_context().trace_id)):
+        assert loop.time() < deadline, "the cancelled Watch never ended its span"
+        await asyncio.sleep(0.05)  # no event marks the end of a span
+    the_server_span(traced, caller, HEALTH_WATCH)
+    assert detach_errors(caplog) == []
 
 
 async def test_a_client_stream_is_traced_under_the_caller(
