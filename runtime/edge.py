@@ -16,6 +16,7 @@ For every RPC of a ``storywire.*`` service (health and reflection pass through u
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -144,8 +145,9 @@ class _Guard:
         async def call(request: Any, context: Context) -> AsyncIterator[Any]:
             try:
                 self.edge.check(request)
-                async for response in behaviour(request, context):
-                    yield response
+                async with aclosing(behaviour(request, context)) as responses:  # closed in this task
+                    async for response in responses:
+                        yield response
             except Exception as exc:
                 await self.edge.fail(context, exc, self.method)
 
@@ -163,8 +165,9 @@ class _Guard:
     def _stream_stream(self, behaviour: Any) -> Any:
         async def call(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
             try:
-                async for response in behaviour(self._checked(requests), context):
-                    yield response
+                async with aclosing(behaviour(self._checked(requests), context)) as responses:
+                    async for response in responses:
+                        yield response
             except Exception as exc:
                 await self.edge.fail(context, exc, self.method)
 

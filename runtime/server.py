@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
 
 from runtime.client import KEEPALIVE_MS, message_options
 from runtime.edge import Edge
@@ -26,7 +27,8 @@ from runtime.logging import configure_logging, get_logger
 from runtime.rules import API_RULES
 from runtime.security import TokenPolicy, check_bind, server_credentials
 from runtime.settings import CommonSettings, SettingsError, describe, load_settings
-from runtime.telemetry import flush_telemetry, setup_telemetry
+from runtime.stream_close import AdaptStreams, CloseStreamsInTask
+from runtime.telemetry import flush_telemetry, server_interceptor, setup_telemetry
 from runtime.validation import Validator
 
 log = get_logger(__name__)
@@ -144,15 +146,21 @@ def _why_not_bindable(host: str, port: int) -> str:
     return "gRPC could not bind it"
 
 
-async def start_server(service: Service, settings: CommonSettings, port: int) -> ServerHandle:
+async def start_server(
+    service: Service, settings: CommonSettings, port: int, *, tracer_provider: TracerProvider | None = None
+) -> ServerHandle:
     """Start ``service`` on ``settings.bind_host:port`` (port 0 picks a free one) and return its handle.
+
+    Its interceptors, in order: response streams closed in the RPC's task (``runtime.stream_close``), a
+    server span per RPC (to ``tracer_provider``, by default the process-wide one), the edge.
 
     Raises SettingsError for an unsafe configuration (see :func:`runtime.security.check_bind`) and
     BindError when the address cannot be bound."""
     check_bind(settings)
     credentials = server_credentials(settings)
     edge = Edge(TokenPolicy.from_settings(settings), service.error_map, Validator(API_RULES))
-    server = grpc.aio.server(interceptors=[edge], options=server_options(settings.max_message_bytes))
+    interceptors = [CloseStreamsInTask(), server_interceptor(tracer_provider), AdaptStreams(), edge]
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(settings.max_message_bytes))
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     service.register(server)
