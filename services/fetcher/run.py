@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -50,7 +50,7 @@ class FetchRun:
         self._started = dt.datetime.now(dt.UTC)
         self._out: asyncio.Queue[fetcher_pb2.FetchResponse | None] = asyncio.Queue()
 
-    async def run(self, urls: list[str]) -> AsyncIterator[fetcher_pb2.FetchResponse]:
+    async def run(self, urls: list[str]) -> AsyncGenerator[fetcher_pb2.FetchResponse, None]:
         started = time.perf_counter()
         unique = list(dict.fromkeys(urls))
         self.summary.urls_total = len(urls)

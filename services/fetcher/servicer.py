@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from typing import Any
@@ -47,8 +48,10 @@ class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
         run = FetchRun(self.http, self.memory, options)
         self._active += 1
         try:
-            async for response in run.run(list(request.urls)):
-                yield response
+            # closed here, in the RPC's task, when the client goes away (its URL tasks cancelled at once)
+            async with contextlib.aclosing(run.run(list(request.urls))) as responses:
+                async for response in responses:
+                    yield response
         finally:
             self._active -= 1
             if self._active == 0:  # idle: hand what the fetch allocated back to the system

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,8 +52,10 @@ class SynthesizerServicer(synthesizer_pb2_grpc.SynthesizerServiceServicer):
                     raise BadStreamError(f"message {index}: carries neither `article` nor `batch`")
 
         session = self.engine.session(first.config)
-        async for response in session.run(articles()):
-            yield response
+        # closed here, in the RPC's task, when the client goes away (the session's LLM work cancelled)
+        async with contextlib.aclosing(session.run(articles())) as responses:
+            async for response in responses:
+                yield response
         self.engine.record_saved(session.totals.proto)
         log.info(
             "synthesis finished",

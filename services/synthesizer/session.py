@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -148,7 +148,7 @@ class SynthesisSession:
 
     async def run(
         self, articles: AsyncIterator[common_pb2.Article]
-    ) -> AsyncIterator[synthesizer_pb2.SynthesizeResponse]:
+    ) -> AsyncGenerator[synthesizer_pb2.SynthesizeResponse, None]:
         """Responses in the order they happen: clusters as released, stories as written, retirements after
         the story they retire, then a summary."""
         self._started = time.perf_counter()
