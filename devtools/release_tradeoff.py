@@ -140,15 +140,12 @@ async def measure(
         SynthesizerSettings, llm_base_url=sim_url, llm_model="sim-1", cluster_release_idle_ms=release_ms,
         log_level="WARNING",
     )  # fmt: skip
-    engine = Engine(settings)
-    try:
+    async with Engine(settings) as engine:
         session = engine.session(synthesizer_pb2.SynthesisConfig(job_id=f"release-{release_ms}"))
         counted = session.clusterer.backend = Counted(session.clusterer.backend)
         started = time.perf_counter()
         responses = [r async for r in session.run(articles())]
         total = time.perf_counter() - started
-    finally:
-        await engine.aclose()
     summary = responses[-1].summary
     stories = sum(1 for r in responses if r.WhichOneof("item") == "story")
     return Measured(

@@ -118,11 +118,11 @@ async def evaluate(
         print("STORY " + json.dumps(line), file=sys.stderr, flush=True)
         return result
 
-    results: list[StoryResult] = await asyncio.gather(*(one(c) for c in clusters))
-    elapsed = time.perf_counter() - started
-    plan = await engine.writer.planner.plan()
-    await client.aclose()
-    await engine.aclose()
+    async with engine:
+        results: list[StoryResult] = await asyncio.gather(*(one(c) for c in clusters))
+        elapsed = time.perf_counter() - started
+        plan = await engine.writer.planner.plan()
+        await client.aclose()
     reasons: Counter[str] = Counter(r for res in results for r in res.rejection_reasons)
     latencies = [c.latency_s for c in client.calls]
     accepted = sum(1 for r in results if not r.fallback)

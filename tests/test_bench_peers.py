@@ -67,8 +67,7 @@ async def backend() -> AsyncIterator[tuple[Backend, str]]:
 
 async def storywire(url: str, articles: Sequence[common_pb2.Article]) -> list[common_pb2.Story]:
     """The stories of a synthesizer session with the shipped settings (only the backend and model set)."""
-    engine = engine_for(url)
-    try:
+    async with engine_for(url) as engine:
 
         async def arriving() -> AsyncIterator[common_pb2.Article]:
             for article in articles:
@@ -76,8 +75,6 @@ async def storywire(url: str, articles: Sequence[common_pb2.Article]) -> list[co
 
         session = engine.session(synthesizer_pb2.SynthesisConfig(job_id="bench-peers", model=MODEL))
         replies = [r async for r in session.run(arriving())]
-    finally:
-        await engine.aclose()
     return [r.story for r in replies if r.WhichOneof("item") == "story"]
 
 

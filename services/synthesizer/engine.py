@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Self
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -41,6 +42,8 @@ def cluster_backend(settings: SynthesizerSettings) -> ClusterBackend:
 
 
 class Engine:
+    """Closed with ``aclose()``, or used as ``async with Engine(settings) as engine:``."""
+
     def __init__(self, settings: SynthesizerSettings) -> None:
         self.settings = s = settings
         self.client = (
@@ -138,6 +141,12 @@ class Engine:
         meter.create_observable_gauge(
             "storywire.llm.concurrency", [limiter_state], description="LLM concurrency"
         )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         if self.client is not None:

@@ -45,9 +45,9 @@ async def test_local_model_writes_stories_that_are_grounded_or_marked() -> None:
         clusters = cluster_docs(docs, 0.3)[:1]
         params = GenParams(localllm.MODEL_NAME, settings.llm_max_tokens, settings.llm_temperature)
         sources = [[SourceArticle(d.id, d.title, d.text, d.content_hash) for d in c.docs] for c in clusters]
-        results = await asyncio.gather(*(engine.writer.write(s, params) for s in sources))
-        info = engine.writer.planner.info
-        await engine.aclose()
+        async with engine:
+            results = await asyncio.gather(*(engine.writer.write(s, params) for s in sources))
+            info = engine.writer.planner.info
     finally:
         server.down()
         shutil.rmtree(state, ignore_errors=True)

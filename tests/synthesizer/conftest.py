@@ -27,8 +27,9 @@ async def sim() -> AsyncIterator[Sim]:
         await runner.cleanup()
 
 
-def engine_for(url: str, redis_url: str = "", **overrides: object) -> Engine:
-    settings = load_settings(
+def settings_for(url: str, redis_url: str = "", **overrides: object) -> SynthesizerSettings:
+    """The synthesizer's settings pointed at the simulator (and at Redis when given)."""
+    return load_settings(
         SynthesizerSettings,
         llm_base_url=url,
         llm_model="sim-1",
@@ -36,4 +37,8 @@ def engine_for(url: str, redis_url: str = "", **overrides: object) -> Engine:
         log_format="console",
         **overrides,
     )
-    return Engine(settings)
+
+
+def engine_for(url: str, redis_url: str = "", **overrides: object) -> Engine:
+    """An engine with ``settings_for``'s settings; use it as ``async with engine_for(...) as engine:``."""
+    return Engine(settings_for(url, redis_url, **overrides))

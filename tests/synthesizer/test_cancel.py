@@ -13,7 +13,7 @@ from storywire.v1 import synthesizer_pb2, synthesizer_pb2_grpc
 from runtime.server import start_server
 from runtime.stubs import SynthesizerStub as Stub
 from services.synthesizer.service import SynthesizerService
-from tests.synthesizer.conftest import Sim, engine_for
+from tests.synthesizer.conftest import Sim, settings_for
 from tests.synthesizer.sessionkit import labels, sample_by_source, until
 from tests.synthesizer.test_service import requests
 
@@ -25,7 +25,7 @@ async def test_cancelling_the_stream_that_started_a_shared_call_does_not_cancel_
     event = labels()
     one_event = sorted(set(event.values()))[0]
     articles = [a for arts in sample_by_source().values() for a in arts if event[a.id] == one_event]
-    settings = engine_for(sim.url, worker_enabled=False).settings  # default release settings
+    settings = settings_for(sim.url, worker_enabled=False)  # default release settings
     service = SynthesizerService(settings)
     engine = service.engine
     handle = await start_server(service, settings, 0)

@@ -66,8 +66,7 @@ def test_quality_and_determinism_on_the_labelled_sample(backend: EmbeddingBacken
 
 @pytest.mark.integration
 async def test_a_synthesis_session_clusters_with_embeddings(sim: Sim) -> None:
-    engine = engine_for(sim.url, cluster_backend="embeddings")
-    try:
+    async with engine_for(sim.url, cluster_backend="embeddings") as engine:
         assert engine.cluster_backend.name == "embeddings"
         session = engine.session(synthesizer_pb2.SynthesisConfig(job_id="emb"))
         assert session.config.threshold == 0.5  # the backend's default, not TF-IDF's 0.3
@@ -77,8 +76,6 @@ async def test_a_synthesis_session_clusters_with_embeddings(sim: Sim) -> None:
                 yield a
 
         responses = [r async for r in session.run(articles())]
-    finally:
-        await engine.aclose()
     stories = [r.story for r in responses if r.WhichOneof("item") == "story"]
     assert len(stories) == 14
     assert responses[-1].summary.articles == 154

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from runtime.server import start_server
 from services.synthesizer.service import SynthesizerService
 from services.synthesizer.stories.writer import GenParams
-from tests.synthesizer.conftest import Sim, engine_for
+from tests.synthesizer.conftest import Sim, settings_for
 from tests.synthesizer.test_writer import cluster
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ async def test_a_stuck_llm_turns_health_not_serving_until_calls_progress(
 ) -> None:
     sim.sim.reset(rate_timeout=1.0, hang_seconds=4)  # every call hangs 4 s, then gets a 504
     # the setting under test, shortened from its 120 s default (which the settings test covers)
-    settings = engine_for(sim.url, llm_stall_seconds=1.0, worker_enabled=False).settings
+    settings = settings_for(sim.url, llm_stall_seconds=1.0, worker_enabled=False)
     service = SynthesizerService(settings)
     handle = await start_server(service, settings, 0)
     articles = cluster(1)

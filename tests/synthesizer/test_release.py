@@ -147,10 +147,8 @@ async def test_a_long_job_with_a_steady_trickle_does_not_retire_its_provisional_
 
     session.clusterer.backend = Counting()
     started = time.perf_counter()
-    try:
+    async with engine:
         responses = [r async for r in session.run(articles())]
-    finally:
-        await engine.aclose()
     settled = settle(responses, ids)
     calls = responses[-1].summary.totals.llm_calls
     print(f"\nfinal={len(settled.final)} provisional={len(settled.provisional)} "

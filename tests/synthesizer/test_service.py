@@ -15,7 +15,7 @@ from runtime.server import start_server
 from runtime.stubs import SynthesizerStub as Stub
 from services.synthesizer.service import SynthesizerService
 from services.synthesizer.session import doc_of
-from tests.synthesizer.conftest import Sim, engine_for
+from tests.synthesizer.conftest import Sim, settings_for
 from tests.synthesizer.sessionkit import settle
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ async def requests(
 
 
 async def test_stream_of_corpus_gives_one_story_per_cluster(sim: Sim) -> None:
-    service = SynthesizerService(engine_for(sim.url).settings)
+    service = SynthesizerService(settings_for(sim.url))
     handle = await start_server(service, service.settings, 0)
     try:
         async with grpc.aio.insecure_channel(handle.address) as channel:
@@ -79,7 +79,7 @@ async def test_stream_of_corpus_gives_one_story_per_cluster(sim: Sim) -> None:
 
 
 async def test_protocol_errors_are_invalid_argument(sim: Sim) -> None:
-    service = SynthesizerService(engine_for(sim.url).settings)
+    service = SynthesizerService(settings_for(sim.url))
     handle = await start_server(service, service.settings, 0)
     try:
         async with grpc.aio.insecure_channel(handle.address) as channel:
@@ -110,7 +110,7 @@ async def test_protocol_errors_are_invalid_argument(sim: Sim) -> None:
 async def test_a_client_stream_that_pauses_is_read_to_its_end(sim: Sim) -> None:
     """The default release interval passes while the client stream is quiet: provisional stories come
     back during the pause, and the rest of the stream is still read (the timer never touches it)."""
-    service = SynthesizerService(engine_for(sim.url, worker_enabled=False).settings)
+    service = SynthesizerService(settings_for(sim.url, worker_enabled=False))
     handle = await start_server(service, service.settings, 0)
     articles = corpus_articles()
     first_story = asyncio.Event()

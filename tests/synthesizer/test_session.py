@@ -50,15 +50,13 @@ async def test_a_slow_source_is_read_to_its_end_with_the_default_release(sim: Si
 
     session = engine.session(synthesizer_pb2.SynthesisConfig(job_id="slow"))
     responses = []
-    try:
+    async with engine:
         async for r in session.run(articles()):
             responses.append(r)
             if r.WhichOneof("item") == "story":
                 first_story.set()
         baseline = [r async for r in engine.session(synthesizer_pb2.SynthesisConfig(job_id="all")).run(
             timed(by_source, {}))]  # fmt: skip
-    finally:
-        await engine.aclose()
     settled, expected = settle(responses, ids), settle(baseline, ids)
     assert settled.provisional, "the pause must release provisional clusters"
     assert settled.final == expected.final

@@ -17,11 +17,8 @@ PARAMS = GenParams("sim-1", 300, 0.2)
 @pytest.mark.parametrize("dialect", ["openai", "vllm", "ollama"])
 async def test_json_schema_where_the_backend_cannot_say_what_it_is(sim: Sim, dialect: str) -> None:
     sim.sim.reset(latency=0.01, dialect=dialect)
-    engine = engine_for(sim.url)
-    try:
+    async with engine_for(sim.url) as engine:
         result = await engine.writer.write(cluster(1), PARAMS)
-    finally:
-        await engine.aclose()
     assert not result.fallback, result.fallback_reason
     assert sim.sim.stats.formats == {"json_schema": 1}
     # no /props: the full prompt, as before, now with a JSON answer enforced by the schema
@@ -31,12 +28,9 @@ async def test_json_schema_where_the_backend_cannot_say_what_it_is(sim: Sim, dia
 
 async def test_a_small_model_on_llama_server_gets_the_compact_prompt_and_the_grammar(sim: Sim) -> None:
     sim.sim.reset(latency=0.01, dialect="llamacpp", n_ctx=2048, n_params=134_515_008)
-    engine = engine_for(sim.url)
     articles = cluster(2, size=6)
-    try:
+    async with engine_for(sim.url) as engine:
         result = await engine.writer.write(articles, PARAMS)
-    finally:
-        await engine.aclose()
     assert not result.fallback, result.fallback_reason
     assert sim.sim.stats.formats == {"grammar": 1}
     assert result.prompt_version == "c2-compact-json+grounded"
@@ -46,11 +40,8 @@ async def test_a_small_model_on_llama_server_gets_the_compact_prompt_and_the_gra
 
 async def test_a_large_model_on_llama_server_still_gets_the_full_prompt(sim: Sim) -> None:
     sim.sim.reset(latency=0.01, dialect="llamacpp", n_ctx=32768, n_params=8_030_261_248)
-    engine = engine_for(sim.url)
-    try:
+    async with engine_for(sim.url) as engine:
         result = await engine.writer.write(cluster(3, size=6), PARAMS)
-    finally:
-        await engine.aclose()
     assert not result.fallback, result.fallback_reason
     assert result.prompt_version == "v1-full-json+grammar"
     assert engine.writer.planner.info is not None
@@ -59,12 +50,9 @@ async def test_a_large_model_on_llama_server_still_gets_the_full_prompt(sim: Sim
 
 async def test_a_backend_without_structured_output_gets_the_text_format(sim: Sim) -> None:
     sim.sim.reset(latency=0.01, structured=False)
-    engine = engine_for(sim.url)
-    try:
+    async with engine_for(sim.url) as engine:
         first = await engine.writer.write(cluster(4), PARAMS)
         second = await engine.writer.write(cluster(5), PARAMS)
-    finally:
-        await engine.aclose()
     assert not first.fallback, first.fallback_reason
     assert not second.fallback, second.fallback_reason
     # refused once with 400, then asked in text for this and every later story
@@ -74,11 +62,8 @@ async def test_a_backend_without_structured_output_gets_the_text_format(sim: Sim
 
 async def test_settings_force_the_prompt_and_the_format(sim: Sim) -> None:
     sim.sim.reset(latency=0.01)
-    engine = engine_for(sim.url, llm_prompt="compact", llm_structured_output="off")
-    try:
+    async with engine_for(sim.url, llm_prompt="compact", llm_structured_output="off") as engine:
         result = await engine.writer.write(cluster(6), PARAMS)
-    finally:
-        await engine.aclose()
     assert not result.fallback, result.fallback_reason
     assert sim.sim.stats.formats == {"text": 1}
     assert result.prompt_version == "c2-compact-text"
@@ -86,11 +71,8 @@ async def test_settings_force_the_prompt_and_the_format(sim: Sim) -> None:
 
 async def test_every_rejection_reason_is_counted_in_the_totals(sim: Sim) -> None:
     sim.sim.reset(latency=0.01, invent=True)
-    engine = engine_for(sim.url)
-    try:
+    async with engine_for(sim.url) as engine:
         result = await engine.writer.write(cluster(7), PARAMS)
-    finally:
-        await engine.aclose()
     assert result.fallback
     assert sorted(result.rejection_reasons) == ["invented_name", "invented_name", "invented_number",
                                                 "invented_number"]  # fmt: skip
@@ -102,11 +84,8 @@ async def test_every_rejection_reason_is_counted_in_the_totals(sim: Sim) -> None
 
 async def test_an_answer_in_neither_format_is_a_format_rejection(sim: Sim) -> None:
     sim.sim.reset(latency=0.01, rate_garbage=1.0)
-    engine = engine_for(sim.url, llm_max_attempts=2)
-    try:
+    async with engine_for(sim.url, llm_max_attempts=2) as engine:
         result = await engine.writer.write(cluster(8), PARAMS)
-    finally:
-        await engine.aclose()
     assert result.fallback
     assert result.rejection_reasons == ["format"]
 

@@ -52,8 +52,7 @@ def test_memory_tier_is_bounded_by_bytes() -> None:
 
 
 async def test_second_identical_request_is_a_cache_hit_with_no_llm_call(sim: Sim, stack: StackInfo) -> None:
-    engine = engine_for(sim.url, stack.redis_url)
-    try:
+    async with engine_for(sim.url, stack.redis_url) as engine:
         first = await engine.writer.write(cluster(1), PARAMS)
         assert (first.cache_tier, first.llm_calls, first.fallback) == ("miss", 1, False)
         calls = sim.sim.stats.calls
@@ -61,27 +60,19 @@ async def test_second_identical_request_is_a_cache_hit_with_no_llm_call(sim: Sim
         assert second.cache_tier == "memory"
         assert sim.sim.stats.calls == calls
         assert second.saved_completion_tokens == first.completion_tokens
-    finally:
-        await engine.aclose()
     # a fresh process (empty memory tier) gets it from Redis
-    other = engine_for(sim.url, stack.redis_url)
-    try:
+    async with engine_for(sim.url, stack.redis_url) as other:
         third = await other.writer.write(cluster(1), PARAMS)
         assert third.cache_tier == "redis"
         assert sim.sim.stats.calls == calls
         assert other.cache.redis.stats.hits == 1
         assert other.cache.redis.stats.bytes == 0  # nothing written, only read
-    finally:
-        await other.aclose()
 
 
 async def test_twenty_identical_concurrent_requests_make_one_call(sim: Sim) -> None:
     sim.sim.reset(latency=0.3)
-    engine = engine_for(sim.url)
-    try:
+    async with engine_for(sim.url) as engine:
         results = await asyncio.gather(*(engine.writer.write(cluster(7), PARAMS) for _ in range(20)))
-    finally:
-        await engine.aclose()
     assert sim.sim.stats.calls == 1
     assert sum(r.llm_calls for r in results) == 1
     assert sum(1 for r in results if r.coalesced) == 19
@@ -91,11 +82,8 @@ async def test_twenty_identical_concurrent_requests_make_one_call(sim: Sim) -> N
 
 async def test_faults_every_cluster_gets_a_story(sim: Sim) -> None:
     sim.sim.reset(latency=0.02, rate_429=0.07, rate_500=0.07, rate_timeout=0.06, hang_seconds=3, seed=11)
-    engine = engine_for(sim.url, llm_total_timeout_seconds=0.5, llm_max_attempts=4)
-    try:
+    async with engine_for(sim.url, llm_total_timeout_seconds=0.5, llm_max_attempts=4) as engine:
         results = await asyncio.gather(*(engine.writer.write(cluster(n), PARAMS) for n in range(40)))
-    finally:
-        await engine.aclose()
     assert len(results) == 40
     assert all(r.title and r.summary for r in results)
     retried = [r for r in results if r.attempts > 1 and not r.fallback]
@@ -108,11 +96,8 @@ async def test_faults_every_cluster_gets_a_story(sim: Sim) -> None:
 
 async def test_invented_facts_are_rejected_then_fall_back(sim: Sim) -> None:
     sim.sim.reset(latency=0.01, invent=True)
-    engine = engine_for(sim.url)
-    try:
+    async with engine_for(sim.url) as engine:
         result = await engine.writer.write(cluster(3), PARAMS)
-    finally:
-        await engine.aclose()
     assert result.fallback is True
     assert result.grounding_rejections == 2  # the first answer and the stricter retry
     assert result.llm_calls == 2
@@ -123,11 +108,8 @@ async def test_invented_facts_are_rejected_then_fall_back(sim: Sim) -> None:
 
 async def test_adaptive_limit_converges_near_the_slot_count(sim: Sim) -> None:
     sim.sim.reset(slots=4, queue=0, latency=0.1)
-    engine = engine_for(sim.url, llm_concurrency_initial=16)
-    try:
+    async with engine_for(sim.url, llm_concurrency_initial=16) as engine:
         results = await asyncio.gather(*(engine.writer.write(cluster(n, 2), PARAMS) for n in range(120)))
-    finally:
-        await engine.aclose()
     history = engine.limiter.history
     start = history[0][0]
     print("\nlimit over time (s, limit):", [(round(t - start, 2), lim) for t, lim in history])
@@ -148,11 +130,8 @@ async def test_static_limit_above_capacity_waits_for_a_free_slot(sim: Sim) -> No
     """A static limit cannot drop after a 429: a call turned away waits for another call to complete
     instead of asking again at once (the backend would otherwise be flooded with retries)."""
     sim.sim.reset(slots=4, queue=0, latency=0.1)
-    engine = engine_for(sim.url, llm_max_workers=32)
-    try:
+    async with engine_for(sim.url, llm_max_workers=32) as engine:
         results = await asyncio.gather(*(engine.writer.write(cluster(n, 2), PARAMS) for n in range(40)))
-    finally:
-        await engine.aclose()
     stats = sim.sim.stats
     print(f"\nstatic 32 against 4 slots: {stats.completed} completed, {stats.rejected_429} answered 429")
     assert not any(r.fallback for r in results)
@@ -166,21 +145,20 @@ async def test_redis_killed_mid_job_the_job_completes(sim: Sim, caplog: pytest.L
     state = make_state_dir()
     stack = Stack(state)
     info = stack.up()
-    engine = engine_for(sim.url, info.redis_url)
     try:
-        first = await asyncio.gather(*(engine.writer.write(cluster(n), PARAMS) for n in range(5)))
-        assert engine.cache.redis.stats.writes == 5
-        stack.redis.stop()
-        with caplog.at_level(logging.WARNING):
-            later = await asyncio.gather(*(engine.writer.write(cluster(n), PARAMS) for n in range(5, 15)))
-            again = await engine.writer.write(cluster(2), PARAMS)
-        assert all(not r.fallback for r in first + later)
-        assert again.cache_tier == "memory"
-        assert engine.cache.redis.stats.available is False
-        warnings = [r for r in caplog.records if "Redis cache unreachable" in r.getMessage()]
-        assert len(warnings) == 1
+        async with engine_for(sim.url, info.redis_url) as engine:
+            first = await asyncio.gather(*(engine.writer.write(cluster(n), PARAMS) for n in range(5)))
+            assert engine.cache.redis.stats.writes == 5
+            stack.redis.stop()
+            with caplog.at_level(logging.WARNING):
+                later = await asyncio.gather(*(engine.writer.write(cluster(n), PARAMS) for n in range(5, 15)))
+                again = await engine.writer.write(cluster(2), PARAMS)
+            assert all(not r.fallback for r in first + later)
+            assert again.cache_tier == "memory"
+            assert engine.cache.redis.stats.available is False
+            warnings = [r for r in caplog.records if "Redis cache unreachable" in r.getMessage()]
+            assert len(warnings) == 1
     finally:
-        await engine.aclose()
         stack.down()
         shutil.rmtree(state, ignore_errors=True)
 
@@ -191,8 +169,7 @@ async def test_the_limit_recovers_after_a_fault_burst_even_when_answers_are_reje
     slots."""
     # 0.2 s per call: event-loop lag on a busy machine stays well below the 2x latency tolerance
     sim.sim.reset(slots=4, queue=0, latency=0.2, rate_500=1.0)
-    engine = engine_for(sim.url, llm_concurrency_initial=8, llm_max_attempts=2)
-    try:
+    async with engine_for(sim.url, llm_concurrency_initial=8, llm_max_attempts=2) as engine:
         for burst in range(20):  # 500s until the limit is at its minimum (each round trip cuts it by 0.7)
             await asyncio.gather(
                 *(engine.writer.write(cluster(n, 2), PARAMS) for n in range(burst * 10, burst * 10 + 10))
@@ -217,7 +194,5 @@ async def test_the_limit_recovers_after_a_fault_burst_even_when_answers_are_reje
         assert not any(r.fallback for r in clean), [r.fallback_reason for r in clean if r.fallback][:3]
         assert max([engine.limiter.limit] + [limit for t, limit in engine.limiter.history if t >= mark]) >= 4
         assert engine.limiter.in_flight == 0
-    finally:
-        await engine.aclose()
     print(f"\nlimit: after faults {after_faults}, while answers were rejected up to {recovered}, "
           f"after the clean run {engine.limiter.limit}")  # fmt: skip
