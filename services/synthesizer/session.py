@@ -217,7 +217,10 @@ class SynthesisSession:
         while True:
             try:
                 if pending and idle > 0:
-                    wait = quiet if not_before is None else max(quiet, not_before - clock())
+                    # held clusters settle at not_before at the earliest: until then a release is
+                    # pointless; once it passed, releases keep the doubling quiet (the budget's ramp)
+                    ahead = None if not_before is None else not_before - clock()
+                    wait = ahead if ahead is not None and ahead > 0 else quiet
                     async with asyncio.timeout(wait):  # waits on the queue only, never on the input
                         item = await inbox.get()
                 else:
@@ -232,7 +235,10 @@ class SynthesisSession:
                 self._announce(released, provisional=True)
                 budget = budget * 2 if released else budget
                 pending = self.clusterer.held > 0
-                quiet *= 2  # each further release while nothing arrives waits twice as long
+                # what it held back, and when that can be settled (exact now: nothing arrived since)
+                not_before = self.clusterer.next_settle()
+                if released:
+                    quiet *= 2  # each further release while nothing arrives waits twice as long
                 continue
             if item is _END:
                 break
@@ -240,7 +246,8 @@ class SynthesisSession:
                 raise item
             assert isinstance(item, common_pb2.Article)
             self.clusterer.add(doc_of(item), clock())
-            pending, quiet = True, idle
+            # an arrival may bring a cluster of new articles within reach: next_settle is asked again
+            pending, quiet, not_before = True, idle, None
         await self._finish()
 
     async def _cluster(self, step: Callable[[], R], kind: str) -> R:

@@ -12,6 +12,7 @@ import looptime
 import pytest
 from storywire.v1 import common_pb2, synthesizer_pb2
 
+from services.synthesizer.clustering.stream import StreamClusterer
 from services.synthesizer.session import SynthesisSession
 from tests.synthesizer.conftest import Sim, engine_for
 from tests.synthesizer.sessionkit import FakeWriter, config, labels, sample_by_source, settle, timed
@@ -201,3 +202,99 @@ def test_a_later_burst_is_not_kept_waiting_by_a_small_held_cluster() -> None:
     assert first_key in settled.provisional, "the first pause releases the biggest cluster"
     assert held_key not in settled.provisional, "the small cluster settles only after the input ends"
     assert burst_key in settled.provisional, "the burst's story comes before the input ends"
+
+
+def test_a_burst_after_a_skipped_release_is_not_kept_waiting() -> None:
+    """As above, but one article of the burst's event comes alone at 2 s, so the pause after it skips a
+    release (next_settle: only the held cluster, fewer new articles than min_size); the rest of the
+    burst comes at 3 s and must be looked at again, not wait for the held cluster's settle time."""
+    by_event: dict[str, list[common_pb2.Article]] = {}
+    event = labels()
+    for article in sorted((a for arts in sample_by_source().values() for a in arts), key=lambda a: a.id):
+        by_event.setdefault(event[article.id], []).append(article)
+    first, held, burst, late = (by_event[e] for e in sorted(by_event)[:4])
+    schedule = [
+        *zip([0.0, 0.3, 0.6, 1.0], first[:4], strict=True),
+        *zip([0.0, 1.0], held[:2], strict=True),
+        (2.0, burst[0]),
+        *((3.0 + i / 100, a) for i, a in enumerate(burst[1:5])),
+        *((10.0, a) for a in late[:2]),
+    ]
+    ids = {a.id for _, a in schedule}
+
+    async def articles(delayed: bool) -> AsyncIterator[common_pb2.Article]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for at, article in sorted(schedule, key=lambda item: item[0]):
+            if delayed and (wait := start + at - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            yield article
+
+    async def run(delayed: bool) -> list[synthesizer_pb2.SynthesizeResponse]:
+        session = SynthesisSession(FakeWriter(0.1), config(release_idle=0.5))
+        return [r async for r in session.run(articles(delayed))]
+
+    settled, expected = settle(in_loop_time(run(True)), ids), settle(in_loop_time(run(False)), ids)
+    assert settled.final == expected.final
+    by_members = {members: key for key, members in settled.final.items()}
+    burst_key = by_members.get(frozenset(a.id for a in burst[:5]))
+    assert burst_key is not None
+    assert burst_key in settled.provisional, "the burst's story comes before the input ends"
+
+
+def _held_only(self: StreamClusterer) -> float | None:
+    """The skip rule before the bound for new articles: only the held clusters' settle times."""
+    return min((self._settles_at(last, size) for last, size in self._held), default=None)
+
+
+def provisional_times(held_only: bool, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """When the held event's and the burst's provisional clusters come, by the session's clock: a held
+    cluster of 3 (0 to 0.5 s) settles late, a burst of 4 comes at 2 s, more articles at 12 s."""
+    if held_only:
+        monkeypatch.setattr(StreamClusterer, "next_settle", _held_only)
+    by_event: dict[str, list[common_pb2.Article]] = {}
+    event = labels()
+    for article in sorted((a for arts in sample_by_source().values() for a in arts), key=lambda a: a.id):
+        by_event.setdefault(event[article.id], []).append(article)
+    events = sorted(by_event, key=lambda e: (-len(by_event[e]), e))
+    first, held, burst, late = (by_event[e] for e in events[:4])
+    schedule = [
+        *zip([0.0, 0.3, 0.6, 1.0], first[:4], strict=True),
+        *zip([0.0, 0.25, 0.5], held[:3], strict=True),
+        *((2.0 + i / 100, a) for i, a in enumerate(burst[:4])),
+        *((12.0, a) for a in late[:2]),
+    ]
+    names = {frozenset(a.id for a in held[:3]): "held", frozenset(a.id for a in burst[:4]): "burst"}
+    seen: dict[str, float] = {}
+
+    async def articles() -> AsyncIterator[common_pb2.Article]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for at, article in sorted(schedule, key=lambda item: item[0]):
+            if (wait := start + at - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            yield article
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        session = SynthesisSession(FakeWriter(0.0), config(release_idle=0.5))
+        async for r in session.run(articles()):
+            name = names.get(frozenset(r.cluster.article_ids))
+            if r.WhichOneof("item") == "cluster" and r.cluster.provisional and name:
+                seen[name] = loop.time()
+
+    in_loop_time(run())
+    return seen
+
+
+def test_the_bound_for_new_articles_brings_releases_earlier_never_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the held clusters' rule alone both come at the held cluster's settle time; the bound for new
+    articles may release once for nothing (the burst not settled yet), and that release must not make
+    the held cluster wait longer (each release after it waits for next_settle, not a doubled quiet)."""
+    new = provisional_times(False, monkeypatch)
+    old = provisional_times(True, monkeypatch)
+    assert set(new) == set(old) == {"held", "burst"}, (new, old)
+    assert new["held"] <= old["held"] + 1e-6, (new, old)
+    assert new["burst"] < old["burst"] - 0.25, (new, old)

@@ -119,7 +119,8 @@ class StreamClusterer:
           came at or after the first of them, and it is taken to be no bigger than their number, nor
           than the biggest cluster this stream's releases have clustered. Without this bound one small
           held cluster that settles late kept a later burst, settled long before, waiting for the end.
-          It is a guess: a burst's cluster bigger than any seen is handed out later than it settles.
+          It counts only once at least ``min_size`` articles are new. It is a guess: a burst's cluster
+          bigger than any seen, or one that takes in older open articles, may settle before it.
           Counting every open article instead holds for any size, but it let nearly every pause of a
           long job cluster everything open (docs/architecture.md, "Settled clusters")."""
         held = [self._settles_at(last, size) for last, size in self._held]
