@@ -10,8 +10,8 @@ interceptor keeps its server span and the caller's trace context attached across
 closing it there logs two "Failed to detach context" errors with a ``ValueError: <Token ...> was
 created in a different Context`` traceback each, and the span ends whenever the collector runs.
 Upstream: open-telemetry/opentelemetry-python-contrib#2357 (open; no release fixes it, 0.66b2 is the
-newest) and the fix proposed in grpc, grpc/grpc#42295 (open; not in grpcio 1.85.1, the pinned version), which this module
-applies from the outside.
+newest) and the fix proposed in grpc, grpc/grpc#42295 (open; not in grpcio 1.85.1, the pinned
+version), which this module applies from the outside.
 
 :class:`CloseStreamsInTask`, the first interceptor of every storywire server, gives grpc a coroutine
 handler instead (grpc's reader/writer form): it writes each response of the generator with
