@@ -18,6 +18,8 @@ from services.fetcher.safety import AddressGuard, BlockedError, DnsError
 from services.fetcher.transport import BlockedConnectError, GuardedTransport
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+DRAIN_BYTES = 64 * 1024  # the largest unwanted body read to keep its connection (see _drain)
+DRAIN_SECONDS = 1.0
 
 
 class FetchFailedError(Exception):
@@ -182,6 +184,8 @@ class HttpFetcher:
         try:
             async with self._http.stream("GET", url, headers=headers) as response:
                 status = response.status_code
+                if status in (301, 302, 303, 307, 308) or status in RETRY_STATUSES or status >= 400:
+                    await _drain(response)  # the connection goes back to the pool, not closed
                 if status in (301, 302, 303, 307, 308):
                     location = response.headers.get("location")
                     if not location:
@@ -232,6 +236,26 @@ class HttpFetcher:
                 raise FetchFailedError("too_large", f"body exceeds {self.limits.max_body_bytes} bytes", url)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read the small body of a response whose body is not wanted (an error page, a redirect's), so its
+    connection can serve the next request: closing a response with its body unread closes the
+    connection, and each 404 of a page would cost a new one. A body declared or found larger than
+    DRAIN_BYTES, one that does not arrive within DRAIN_SECONDS, or a broken one is given up, and its
+    connection closed as before; the response's own outcome (its status) is what the caller reports."""
+    declared = response.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > DRAIN_BYTES):
+        return
+    read = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read > DRAIN_BYTES:
+                    return
+    except (TimeoutError, httpx.TransportError):
+        return
 
 
 class _RetryableError(Exception):
