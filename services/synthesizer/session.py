@@ -53,6 +53,8 @@ TIERS = {
 
 _END = object()
 INBOX_SIZE = 4096  # articles read ahead while the session clusters
+#: the shortest wait for a held cluster's settle time (seconds): see SynthesisSession._drive
+MIN_WAIT = 0.01
 R = TypeVar("R")
 
 
@@ -220,7 +222,9 @@ class SynthesisSession:
                     # held clusters settle at not_before at the earliest: until then a release is
                     # pointless; once it passed, releases keep the doubling quiet (the budget's ramp)
                     ahead = None if not_before is None else not_before - clock()
-                    wait = ahead if ahead is not None and ahead > 0 else quiet
+                    # at least MIN_WAIT: a timer may fire within the clock's resolution before its time,
+                    # and waiting again for that sliver would spin
+                    wait = max(ahead, MIN_WAIT) if ahead is not None and ahead > 0 else quiet
                     async with asyncio.timeout(wait):  # waits on the queue only, never on the input
                         item = await inbox.get()
                 else:
