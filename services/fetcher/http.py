@@ -172,7 +172,8 @@ class HttpFetcher:
                     headers["If-None-Match"] = known.etag
                 if known.last_modified:
                     headers["If-Modified-Since"] = known.last_modified
-            async with self._global, self.hosts.slot(current, per_host):
+            # the host's slot first: requests queued on one slow host must not hold global permits
+            async with self.hosts.slot(current, per_host), self._global:
                 result = await self._get(current, headers)
             if isinstance(result, str):
                 current = result  # a redirect target, checked by the guard on the next turn
