@@ -216,15 +216,21 @@ class SynthesisSession:
         pending = False  # articles arrived, or clusters were held back, since the last release
         clock = asyncio.get_running_loop().time  # arrival times and the release's "now"
         not_before: float | None = None  # no release before then (StreamClusterer.next_settle)
+        empty = False  # the last release handed nothing out
         while True:
             try:
                 if pending and idle > 0:
                     # held clusters settle at not_before at the earliest: until then a release is
-                    # pointless; once it passed, releases keep the doubling quiet (the budget's ramp)
+                    # pointless. After a release that handed something out the doubled quiet time
+                    # still applies (a long pause costs a few releases, not one per held cluster);
+                    # after one that handed nothing out (the bound for new articles asked too early)
+                    # the next is at not_before. At least MIN_WAIT: a timer may fire within the
+                    # clock's resolution before its time, and waiting again for that sliver would spin
                     ahead = None if not_before is None else not_before - clock()
-                    # at least MIN_WAIT: a timer may fire within the clock's resolution before its time,
-                    # and waiting again for that sliver would spin
-                    wait = max(ahead, MIN_WAIT) if ahead is not None and ahead > 0 else quiet
+                    if ahead is None or ahead <= 0:
+                        wait = quiet
+                    else:
+                        wait = max(ahead, MIN_WAIT) if empty else max(quiet, ahead)
                     async with asyncio.timeout(wait):  # waits on the queue only, never on the input
                         item = await inbox.get()
                 else:
@@ -241,6 +247,7 @@ class SynthesisSession:
                 pending = self.clusterer.held > 0
                 # what it held back, and when that can be settled (exact now: nothing arrived since)
                 not_before = self.clusterer.next_settle()
+                empty = not released
                 if released:
                     quiet *= 2  # each further release while nothing arrives waits twice as long
                 continue
@@ -251,7 +258,7 @@ class SynthesisSession:
             assert isinstance(item, common_pb2.Article)
             self.clusterer.add(doc_of(item), clock())
             # an arrival may bring a cluster of new articles within reach: next_settle is asked again
-            pending, quiet, not_before = True, idle, None
+            pending, quiet, not_before, empty = True, idle, None, False
         await self._finish()
 
     async def _cluster(self, step: Callable[[], R], kind: str) -> R:
