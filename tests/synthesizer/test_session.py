@@ -162,15 +162,34 @@ def test_a_failing_input_fails_the_stream_after_a_release() -> None:
     in_loop_time(run())
 
 
+def articles_by_event() -> dict[str, list[common_pb2.Article]]:
+    """The sample's articles by labelled event, each event's in id order."""
+    by_event: dict[str, list[common_pb2.Article]] = {}
+    event = labels()
+    for article in sorted((a for arts in sample_by_source().values() for a in arts), key=lambda a: a.id):
+        by_event.setdefault(event[article.id], []).append(article)
+    return by_event
+
+
+async def scheduled(
+    schedule: list[tuple[float, common_pb2.Article]], delayed: bool = True
+) -> AsyncIterator[common_pb2.Article]:
+    """The articles in the order of their times, each at its time after the first (``delayed``) or all
+    at once."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for at, article in sorted(schedule, key=lambda item: item[0]):
+        if delayed and (wait := start + at - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        yield article
+
+
 def test_a_later_burst_is_not_kept_waiting_by_a_small_held_cluster() -> None:
     """The first pause releases one cluster (4 articles) and holds a small one (2 articles, 1 s apart:
     it settles late, after the input has ended). A burst of another event comes at 2 s and settles long
     before the input ends at 10 s: its provisional story must not wait for the held cluster (it came only
     at the end), and the final stories stay those of the same articles without delays."""
-    by_event: dict[str, list[common_pb2.Article]] = {}
-    event = labels()
-    for article in sorted((a for arts in sample_by_source().values() for a in arts), key=lambda a: a.id):
-        by_event.setdefault(event[article.id], []).append(article)
+    by_event = articles_by_event()
     first, held, burst, late = (by_event[e] for e in sorted(by_event)[:4])
     schedule = [
         *zip([0.0, 0.3, 0.6, 1.0], first[:4], strict=True),
@@ -180,17 +199,9 @@ def test_a_later_burst_is_not_kept_waiting_by_a_small_held_cluster() -> None:
     ]
     ids = {a.id for _, a in schedule}
 
-    async def articles(delayed: bool) -> AsyncIterator[common_pb2.Article]:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for at, article in sorted(schedule, key=lambda item: item[0]):
-            if delayed and (wait := start + at - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            yield article
-
     async def run(delayed: bool) -> list[synthesizer_pb2.SynthesizeResponse]:
         session = SynthesisSession(FakeWriter(0.1), config(release_idle=0.5))  # the default interval
-        return [r async for r in session.run(articles(delayed))]
+        return [r async for r in session.run(scheduled(schedule, delayed))]
 
     settled, expected = settle(in_loop_time(run(True)), ids), settle(in_loop_time(run(False)), ids)
     assert settled.final == expected.final
@@ -208,10 +219,7 @@ def test_a_burst_after_a_skipped_release_is_not_kept_waiting() -> None:
     """As above, but one article of the burst's event comes alone at 2 s, so the pause after it skips a
     release (next_settle: only the held cluster, fewer new articles than min_size); the rest of the
     burst comes at 3 s and must be looked at again, not wait for the held cluster's settle time."""
-    by_event: dict[str, list[common_pb2.Article]] = {}
-    event = labels()
-    for article in sorted((a for arts in sample_by_source().values() for a in arts), key=lambda a: a.id):
-        by_event.setdefault(event[article.id], []).append(article)
+    by_event = articles_by_event()
     first, held, burst, late = (by_event[e] for e in sorted(by_event)[:4])
     schedule = [
         *zip([0.0, 0.3, 0.6, 1.0], first[:4], strict=True),
@@ -222,17 +230,9 @@ def test_a_burst_after_a_skipped_release_is_not_kept_waiting() -> None:
     ]
     ids = {a.id for _, a in schedule}
 
-    async def articles(delayed: bool) -> AsyncIterator[common_pb2.Article]:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for at, article in sorted(schedule, key=lambda item: item[0]):
-            if delayed and (wait := start + at - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            yield article
-
     async def run(delayed: bool) -> list[synthesizer_pb2.SynthesizeResponse]:
         session = SynthesisSession(FakeWriter(0.1), config(release_idle=0.5))
-        return [r async for r in session.run(articles(delayed))]
+        return [r async for r in session.run(scheduled(schedule, delayed))]
 
     settled, expected = settle(in_loop_time(run(True)), ids), settle(in_loop_time(run(False)), ids)
     assert settled.final == expected.final
@@ -252,10 +252,7 @@ def provisional_times(held_only: bool, monkeypatch: pytest.MonkeyPatch) -> dict[
     cluster of 3 (0 to 0.5 s) settles late, a burst of 4 comes at 2 s, more articles at 12 s."""
     if held_only:
         monkeypatch.setattr(StreamClusterer, "next_settle", _held_only)
-    by_event: dict[str, list[common_pb2.Article]] = {}
-    event = labels()
-    for article in sorted((a for arts in sample_by_source().values() for a in arts), key=lambda a: a.id):
-        by_event.setdefault(event[article.id], []).append(article)
+    by_event = articles_by_event()
     events = sorted(by_event, key=lambda e: (-len(by_event[e]), e))
     first, held, burst, late = (by_event[e] for e in events[:4])
     schedule = [
@@ -267,18 +264,10 @@ def provisional_times(held_only: bool, monkeypatch: pytest.MonkeyPatch) -> dict[
     names = {frozenset(a.id for a in held[:3]): "held", frozenset(a.id for a in burst[:4]): "burst"}
     seen: dict[str, float] = {}
 
-    async def articles() -> AsyncIterator[common_pb2.Article]:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for at, article in sorted(schedule, key=lambda item: item[0]):
-            if (wait := start + at - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            yield article
-
     async def run() -> None:
         loop = asyncio.get_running_loop()
         session = SynthesisSession(FakeWriter(0.0), config(release_idle=0.5))
-        async for r in session.run(articles()):
+        async for r in session.run(scheduled(schedule)):
             name = names.get(frozenset(r.cluster.article_ids))
             if r.WhichOneof("item") == "cluster" and r.cluster.provisional and name:
                 seen[name] = loop.time()
@@ -306,10 +295,7 @@ def test_a_long_pause_with_many_held_clusters_costs_a_few_releases() -> None:
     """The sample's 14 events, 3 articles each, one after another, then a long pause: the held clusters
     settle one after another 1.2 s apart, and the releases during the pause double their quiet time
     (1, 2, 4... s) instead of clustering everything open at each settle time."""
-    by_event: dict[str, list[common_pb2.Article]] = {}
-    event = labels()
-    for article in sorted((a for arts in sample_by_source().values() for a in arts), key=lambda a: a.id):
-        by_event.setdefault(event[article.id], []).append(article)
+    by_event = articles_by_event()
     # one article every 0.4 s (quieter than the 0.5 s interval only at the end), event after event
     schedule = [
         (0.4 * (3 * i + j), article)
@@ -319,14 +305,6 @@ def test_a_long_pause_with_many_held_clusters_costs_a_few_releases() -> None:
     last = max(at for at, _ in schedule)
     schedule.append((last + 300.0, by_event[sorted(by_event)[0]][3]))
     releases: list[float] = []
-
-    async def articles() -> AsyncIterator[common_pb2.Article]:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for at, article in sorted(schedule, key=lambda item: item[0]):
-            if (wait := start + at - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            yield article
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
@@ -338,7 +316,7 @@ def test_a_long_pause_with_many_held_clusters_costs_a_few_releases() -> None:
             return real(limit, now)
 
         session.clusterer.release = counted  # type: ignore[method-assign]
-        _ = [r async for r in session.run(articles())]
+        _ = [r async for r in session.run(scheduled(schedule))]
 
     in_loop_time(run())
     during_pause = [t for t in releases if t > last]
