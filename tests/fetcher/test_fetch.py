@@ -343,29 +343,19 @@ async def test_a_slow_host_queue_does_not_hold_other_hosts_back() -> None:
     slow_app, fast_app = web.Application(), web.Application()
     slow_app.router.add_get("/{n}", slow)
     fast_app.router.add_get("/", fast)
-    runners = [web.AppRunner(slow_app), web.AppRunner(fast_app)]
-    ports = []
-    for runner in runners:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        ports.append(runner.addresses[0][1])
     http = HttpFetcher(AddressGuard(parse_allowlist(["127.0.0.1/32"])), HttpLimits(max_connections=4), "t")
-    try:
-        queued = [
-            asyncio.create_task(http.fetch(f"http://127.0.0.1:{ports[0]}/{n}", per_host=2, total_timeout=30))
-            for n in range(10)
-        ]
-        await asyncio.sleep(0.2)  # the slow host's two slots taken, eight requests queued behind them
-        got = await asyncio.wait_for(
-            http.fetch(f"http://127.0.0.1:{ports[1]}/", per_host=2, total_timeout=30), 5
-        )
-        assert got.body == b"fast"
-        assert not any(t.done() for t in queued)
-        release.set()
-        assert all(r.body == b"slow" for r in await asyncio.gather(*queued))
-    finally:
-        release.set()
-        await http.aclose()
-        for runner in runners:
-            await runner.cleanup()
+    async with serve(slow_app) as slow_base, serve(fast_app) as fast_base:
+        try:
+            queued = [
+                asyncio.create_task(http.fetch(f"{slow_base}/{n}", per_host=2, total_timeout=30))
+                for n in range(10)
+            ]
+            await asyncio.sleep(0.2)  # the slow host's two slots taken, eight requests queued behind them
+            got = await asyncio.wait_for(http.fetch(f"{fast_base}/", per_host=2, total_timeout=30), 5)
+            assert got.body == b"fast"
+            assert not any(t.done() for t in queued)
+            release.set()
+            assert all(r.body == b"slow" for r in await asyncio.gather(*queued))
+        finally:
+            release.set()
+            await http.aclose()
