@@ -179,7 +179,7 @@ class Writer:
         for index, a in items:
             problem = article_problem(a)
             if problem:
-                counts.rejected.append(common_pb2.RejectedItem(index=index, key=a.url, reason=problem))
+                counts.reject([(index, a.url)], problem)
                 continue
             valid.append((index, a.url))
             aid = article_id(a.canonical_url, a.content_hash)
@@ -225,9 +225,7 @@ class Writer:
         for index, s in items:
             problem = story_problem(s)
             if problem:
-                counts.rejected.append(
-                    common_pb2.RejectedItem(index=index, key=s.cluster_key, reason=problem)
-                )
+                counts.reject([(index, s.cluster_key)], problem)
             else:
                 candidates.append((index, s))
         if not candidates:
