@@ -9,7 +9,8 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 from storywire.v1 import common_pb2, fetcher_pb2, store_pb2, synthesizer_pb2
@@ -48,6 +49,8 @@ STOPPING_RELEASE_DELAY = 0.5
 #: the attempt
 STALL_WATCHDOGS = 3
 ArticleQueue = asyncio.Queue[common_pb2.Article | None]
+Req = TypeVar("Req")
+Rep = TypeVar("Rep", store_pb2.PutArticlesResponse, store_pb2.PutStoriesResponse)
 
 
 class JobRun(LeasedRun):
@@ -176,7 +179,7 @@ class JobRun(LeasedRun):
                 heartbeat_seconds=min(self._watchdog / 4, 5.0),
             ),
         )  # fmt: skip
-        dog = Watchdog("fetcher.Fetch", self._watchdog, activity=self._activity)
+        dog = self._dog("fetcher.Fetch")
         dog.expect()
 
         async def consume() -> None:
@@ -242,12 +245,7 @@ class JobRun(LeasedRun):
                     articles=chunk, job_id=self.job.id, attempt=self.job.attempts, lease_token=self.token
                 )
 
-        dog = Watchdog("store.PutArticles", self._watchdog, activity=self._activity)
-        try:
-            reply = await guarded(dog, self.c.store.PutArticles(requests_watched(chunks(), dog)))
-        except grpc.aio.AioRpcError as exc:
-            raise failed("store.PutArticles", exc) from None
-        fenced_out(reply)
+        reply = await self._put("store.PutArticles", self.c.store.PutArticles, chunks())
         self.ledger.store_rejected(list(reply.result.rejected))
         for rejected in reply.result.rejected:
             self.warnings.append(f"article {rejected.key} not stored: {rejected.reason}")
@@ -318,11 +316,26 @@ class JobRun(LeasedRun):
             async for chunk in queue_batches(queue, STORY_CHUNK, CHUNK_LINGER):
                 yield store_pb2.PutStoriesRequest(stories=chunk, lease_token=self.token)
 
-        dog = Watchdog("store.PutStories", self._watchdog, activity=self._activity)
-        try:
-            reply = await guarded(dog, self.c.store.PutStories(requests_watched(chunks(), dog)))
-        except grpc.aio.AioRpcError as exc:
-            raise failed("store.PutStories", exc) from None
-        fenced_out(reply)
+        reply = await self._put("store.PutStories", self.c.store.PutStories, chunks())
         for rejected in reply.result.rejected:
             self.warnings.append(f"story {rejected.key} not stored: {rejected.reason}")
+
+    def _dog(self, stream: str) -> Watchdog:
+        """A watchdog of one of the attempt's pipeline streams, reporting its progress to the attempt."""
+        return Watchdog(stream, self._watchdog, activity=self._activity)
+
+    async def _put(
+        self,
+        stream: str,
+        call: Callable[[AsyncIterator[Req]], Awaitable[Rep]],
+        requests: AsyncIterator[Req],
+    ) -> Rep:
+        """A client-streaming write to the store, watched: its reply, or the attempt stops (an RPC error
+        is RpcFailedError; a write the store fenced out, LeaseLostError)."""
+        dog = self._dog(stream)
+        try:
+            reply = await guarded(dog, call(requests_watched(requests, dog)))
+        except grpc.aio.AioRpcError as exc:
+            raise failed(stream, exc) from None
+        fenced_out(reply)
+        return reply
